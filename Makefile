@@ -1,0 +1,41 @@
+# The two README commands: `make run` (the default job on the embedded offline model) and `make test`.
+# Both set up .venv on first use: torch 2.13.0 first (a CPU wheel; an unpinned torch pulls a CUDA
+# build of several GB), then every exact pin of requirements-lock.txt, then this package.
+
+VENV ?= .venv
+PY := $(VENV)/bin/python
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: setup run test lint lock clean
+
+setup: $(STAMP)
+
+$(STAMP): requirements-lock.txt pyproject.toml
+	python3 -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet torch==2.13.0
+	$(PY) -m pip install --quiet --no-deps -r requirements-lock.txt
+	$(PY) -m pip install --quiet --no-deps -e .
+	touch $(STAMP)
+
+# The default job: until the search lands, compare a default recipe with the fp32 baseline.
+run: setup
+	$(BIN)/agentic-compress evaluate --model smollm2-135m --baseline --recipe wanda-30+int8
+
+# Unit and integration tests (integration tests use the embedded model and ../shared/benchmarks).
+test: setup
+	HF_HUB_OFFLINE=1 HF_DATASETS_OFFLINE=1 TRANSFORMERS_OFFLINE=1 \
+	$(BIN)/pytest -q --cov=agentic_compression --cov-report=term:skip-covered
+
+lint: setup
+	$(BIN)/ruff check src tests benchmarks
+	$(BIN)/ruff format --check src tests benchmarks
+	$(BIN)/mypy src
+
+# Regenerate the lock from the current venv (run after changing dependencies).
+lock:
+	$(PY) -m pip freeze --exclude-editable | sed -e 's/^torch==\(.*\)+cpu$$/torch==\1/' > requirements-lock.txt
+
+clean:
+	rm -rf $(VENV)

@@ -1,0 +1,1 @@
+"""The `agentic-compress` command line."""

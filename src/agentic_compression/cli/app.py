@@ -1,0 +1,160 @@
+"""``agentic-compress``: evaluate recipes, list methods and presets (search commands join later).
+
+User mistakes (:class:`UserInputError`) print one line on stderr and exit with status 2, no traceback.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+
+from agentic_compression.errors import UserInputError
+
+app = typer.Typer(
+    name="agentic-compress",
+    help="Search, apply and measure compression recipes for causal language models.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+console = Console()
+err_console = Console(stderr=True)
+
+DEFAULT_MODEL = "smollm2-135m"
+
+
+def _quiet_libraries() -> None:
+    """Silence import-time chatter of torchao, codecarbon and transformers' progress bars."""
+    import logging
+    import os
+    import warnings
+
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    warnings.filterwarnings("ignore")
+    for name in ("torchao", "codecarbon", "torch", "transformers", "bitsandbytes", "lm_eval"):
+        logging.getLogger(name).setLevel(logging.ERROR)
+    logging.getLogger().setLevel(logging.ERROR)
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.set_verbosity_error()
+    hf_logging.disable_progress_bar()
+
+
+@app.command()
+def evaluate(
+    recipe: Annotated[
+        list[str],
+        typer.Option("--recipe", "-r", help="Preset name, JSON file or inline JSON; repeatable."),
+    ],
+    model: Annotated[
+        str, typer.Option(help="Alias, folder, .gguf file or hub id.")
+    ] = DEFAULT_MODEL,
+    baseline: Annotated[
+        bool, typer.Option(help="Also measure the uncompressed fp32 model and show ratios to it.")
+    ] = False,
+    tasks: Annotated[
+        str | None, typer.Option(help="lm-eval tasks, comma separated (e.g. arc_easy,hellaswag).")
+    ] = None,
+    limit: Annotated[int | None, typer.Option(help="Examples per task.")] = None,
+    data_dir: Annotated[
+        Path | None, typer.Option(help="Offline benchmark data (else $AGENTIC_COMPRESSION_DATA).")
+    ] = None,
+    country: Annotated[str, typer.Option(help="ISO code of the grid for CO2.")] = "USA",
+    device: Annotated[str, typer.Option(help="cpu, cuda or auto.")] = "auto",
+    calibration_file: Annotated[
+        Path | None, typer.Option(help="Calibration text (.txt or .jsonl with 'text').")
+    ] = None,
+    ppl_windows: Annotated[int, typer.Option(help="512-token windows of WikiText-2.")] = 16,
+    latency_repeats: Annotated[int, typer.Option(help="Timed generation repeats.")] = 3,
+    seed: int = 0,
+    output: Annotated[Path | None, typer.Option(help="Where to write the JSON results.")] = None,
+) -> None:
+    """Compress the model with each recipe and measure it for real."""
+    from agentic_compression.cli.evaluate_command import EvaluateRequest, run_evaluate
+
+    request = EvaluateRequest(
+        model=model,
+        recipes=tuple(recipe),
+        baseline=baseline,
+        tasks=tasks,
+        limit=limit,
+        data_dir=data_dir,
+        country=country,
+        device=device,
+        calibration_file=calibration_file,
+        ppl_windows=ppl_windows,
+        latency_repeats=latency_repeats,
+        seed=seed,
+        output=output or _default_output("evaluate"),
+    )
+    ok = run_evaluate(request, console)
+    if not ok:
+        raise typer.Exit(1)
+
+
+def _default_output(kind: str) -> Path:
+    stamp = datetime.now(UTC).strftime("%Y%m%d-%H%M%S")
+    return Path("runs") / f"{kind}-{stamp}.json"
+
+
+@app.command()
+def methods(
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON schemas.")] = False,
+) -> None:
+    """List compression methods with their parameters, and the named presets."""
+    from rich.table import Table
+
+    from agentic_compression.compression.presets import PRESETS
+    from agentic_compression.core.recipe import registered_methods
+
+    specs = registered_methods()
+    if as_json:
+        schemas = {name: spec.config_cls.model_json_schema() for name, spec in specs.items()}
+        console.print_json(json.dumps({"methods": schemas, "presets": PRESETS}))
+        return
+    table = Table(title="Compression methods")
+    for column in ("method", "family", "what it does", "parameters (default)"):
+        table.add_column(column)
+    for name, spec in specs.items():
+        params = []
+        for field_name, info in spec.config_cls.model_fields.items():
+            params.append(f"{field_name}={info.default!r}")
+        table.add_row(name, spec.config_cls.family, spec.config_cls.summary, ", ".join(params))
+    console.print(table)
+    presets = Table(title="Presets (--recipe NAME)")
+    presets.add_column("preset")
+    presets.add_column("steps")
+    for name, steps in PRESETS.items():
+        presets.add_row(name, json.dumps(steps))
+    console.print(presets)
+
+
+def _register_subcommands() -> None:
+    try:
+        from agentic_compression.cli import accuracy_commands
+    except ImportError:  # the accuracy commands are optional while that module is absent
+        return
+    accuracy_commands.register(app)
+
+
+_register_subcommands()
+
+
+def main() -> None:
+    """Console-script entry point: one-line errors for user mistakes, exit status 2."""
+    _quiet_libraries()
+    try:
+        app()
+    except UserInputError as error:
+        err_console.print(f"[bold red]error:[/] {error}", highlight=False, soft_wrap=True)
+        sys.exit(2)
+
+
+if __name__ == "__main__":
+    main()

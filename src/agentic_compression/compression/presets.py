@@ -1,0 +1,58 @@
+"""Named recipes users can type instead of JSON (``--recipe nf4``), and resolving a recipe argument."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from agentic_compression.core.recipe import Recipe
+from agentic_compression.errors import UserInputError
+
+_W8 = {"method": "int8_weight_only"}
+
+#: name -> steps. "fp32" casts explicitly so that a "32-bit" run is 32-bit whatever was loaded.
+PRESETS: dict[str, list[dict[str, Any]]] = {
+    "fp32": [{"method": "cast", "dtype": "float32"}],
+    "bf16": [{"method": "cast", "dtype": "bfloat16"}],
+    "fp16": [{"method": "cast", "dtype": "float16"}],
+    "int8-weight-only": [_W8],
+    "int8-dynamic": [{"method": "int8_dynamic"}],
+    "int4-weight-only": [{"method": "int4_weight_only", "group_size": 128}],
+    "nf4": [{"method": "bnb_4bit", "quant_type": "nf4"}],
+    "fp4": [{"method": "bnb_4bit", "quant_type": "fp4"}],
+    "bnb-int8": [{"method": "bnb_8bit"}],
+    "magnitude-30": [{"method": "magnitude", "sparsity": 0.3}],
+    "magnitude-50": [{"method": "magnitude", "sparsity": 0.5}],
+    "wanda-30": [{"method": "wanda", "sparsity": 0.3}],
+    "wanda-50": [{"method": "wanda", "sparsity": 0.5}],
+    "2of4": [{"method": "nm", "n": 2, "m": 4, "criterion": "wanda"}],
+    "4of8": [{"method": "nm", "n": 4, "m": 8, "criterion": "wanda"}],
+    "wanda-30+int8": [{"method": "wanda", "sparsity": 0.3}, _W8],
+    "wanda-50+int8": [{"method": "wanda", "sparsity": 0.5}, _W8],
+    "wanda-30+nf4": [{"method": "wanda", "sparsity": 0.3}, {"method": "bnb_4bit"}],
+    "2of4+int8": [{"method": "nm", "n": 2, "m": 4}, _W8],
+}
+
+
+def preset(name: str) -> Recipe:
+    """The named preset as a recipe, e.g. ``preset("nf4")``."""
+    if name not in PRESETS:
+        raise UserInputError(
+            f"unknown recipe preset {name!r}; presets: {', '.join(PRESETS)} (or pass a JSON file)"
+        )
+    return Recipe.from_steps(PRESETS[name], name=name)
+
+
+def resolve_recipe(argument: str) -> Recipe:
+    """A preset name, a path to a JSON recipe file, or inline JSON."""
+    if argument in PRESETS:
+        return preset(argument)
+    stripped = argument.strip()
+    if stripped.startswith("{"):
+        return Recipe.from_json(stripped)
+    path = Path(argument).expanduser()
+    if path.suffix == ".json" or path.exists():
+        if not path.is_file():
+            raise UserInputError(f"recipe file {argument!r} does not exist; check the path")
+        return Recipe.from_json(path.read_text(encoding="utf-8"))
+    return preset(argument)  # raises with the list of presets

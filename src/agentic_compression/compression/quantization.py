@@ -1,0 +1,186 @@
+"""Weight quantization: torchao (int8 weight-only, int8 dynamic, int4 weight-only) and bitsandbytes.
+
+Linear layers of the decoder blocks are quantized; the output head and embeddings are skipped (see
+``layers.SKIPPED_LAYER_NAMES``). torchao's int4 weight-only kernel needs CUDA in torchao 0.18: on a CPU
+it fails with a recorded reason instead of pretending.
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar, Literal
+
+from pydantic import Field
+
+from agentic_compression.compression.layers import is_skipped, linear_layers
+from agentic_compression.core.recipe import MethodConfig, register_method
+from agentic_compression.errors import MethodUnavailableError
+
+
+class _Quantization(MethodConfig):
+    family: ClassVar[str] = "quantization"
+    quantizes_weights: ClassVar[bool] = True
+
+
+class Int8WeightOnly(_Quantization):
+    """torchao int8 weight-only (per-channel scales); activations stay in float."""
+
+    method: ClassVar[str] = "int8_weight_only"
+    summary: ClassVar[str] = "torchao int8 weight-only quantization of linear layers"
+
+
+class Int8Dynamic(_Quantization):
+    """torchao int8 weights with dynamically quantized int8 activations."""
+
+    method: ClassVar[str] = "int8_dynamic"
+    summary: ClassVar[str] = "torchao int8 weights + dynamic int8 activations"
+
+
+class Int4WeightOnly(_Quantization):
+    """torchao int4 weight-only with grouped scales (CUDA only in torchao 0.18)."""
+
+    method: ClassVar[str] = "int4_weight_only"
+    summary: ClassVar[str] = "torchao int4 weight-only, grouped scales (needs a CUDA GPU)"
+
+    group_size: Literal[32, 64, 128, 256] = 128
+
+
+class Bnb4Bit(_Quantization):
+    """bitsandbytes 4-bit (NF4 or FP4) blockwise quantization, as in QLoRA."""
+
+    method: ClassVar[str] = "bnb_4bit"
+    summary: ClassVar[str] = "bitsandbytes 4-bit NF4/FP4 blockwise quantization"
+
+    quant_type: Literal["nf4", "fp4"] = "nf4"
+    blocksize: Literal[32, 64, 128, 256, 512] = 64
+    double_quant: bool = False
+    compute_dtype: Literal["float32", "bfloat16", "float16"] = "float32"
+
+
+class Bnb8Bit(_Quantization):
+    """bitsandbytes LLM.int8() with outlier threshold."""
+
+    method: ClassVar[str] = "bnb_8bit"
+    summary: ClassVar[str] = "bitsandbytes LLM.int8() with outlier decomposition"
+
+    threshold: float = Field(6.0, ge=0.0)
+
+
+def _torchao_quantize(model: Any, config: Any) -> int:
+    import torch
+    from torchao.quantization import quantize_
+
+    def wanted(module: Any, fqn: str) -> bool:
+        return isinstance(module, torch.nn.Linear) and not is_skipped(fqn)
+
+    count = sum(1 for _ in linear_layers(model))
+    quantize_(model, config, filter_fn=wanted)
+    return count
+
+
+@register_method(Int8WeightOnly)
+def apply_int8_weight_only(model: Any, config: Int8WeightOnly, context: Any) -> str:
+    from torchao.quantization import Int8WeightOnlyConfig
+
+    return f"{_torchao_quantize(model, Int8WeightOnlyConfig())} linear layers to int8 weights"
+
+
+@register_method(Int8Dynamic)
+def apply_int8_dynamic(model: Any, config: Int8Dynamic, context: Any) -> str:
+    from torchao.quantization import Int8DynamicActivationInt8WeightConfig
+
+    count = _torchao_quantize(model, Int8DynamicActivationInt8WeightConfig())
+    return f"{count} linear layers to int8 weights with dynamic int8 activations"
+
+
+@register_method(Int4WeightOnly)
+def apply_int4_weight_only(model: Any, config: Int4WeightOnly, context: Any) -> str:
+    device = next(model.parameters()).device
+    if device.type != "cuda":
+        raise MethodUnavailableError(
+            f"int4_weight_only needs a CUDA GPU (torchao 0.18 has no CPU int4 kernel); "
+            f"the model is on {device.type}: use bnb_4bit (nf4/fp4) on a CPU"
+        )
+    from torchao.quantization import Int4WeightOnlyConfig
+
+    count = _torchao_quantize(model, Int4WeightOnlyConfig(group_size=config.group_size))
+    return f"{count} linear layers to int4 weights (group size {config.group_size})"
+
+
+def _bitsandbytes() -> Any:
+    try:
+        import bitsandbytes
+    except ImportError:
+        raise MethodUnavailableError(
+            "bitsandbytes is not installed: pip install 'agentic-compression[bnb]'"
+        ) from None
+    return bitsandbytes
+
+
+def _replace_linears(model: Any, build: Any) -> int:
+    replaced = 0
+    for name, linear in list(linear_layers(model)):
+        parent_name, _, child_name = name.rpartition(".")
+        parent = model.get_submodule(parent_name) if parent_name else model
+        setattr(parent, child_name, build(linear))
+        replaced += 1
+    return replaced
+
+
+@register_method(Bnb4Bit)
+def apply_bnb_4bit(model: Any, config: Bnb4Bit, context: Any) -> str:
+    import torch
+
+    bnb = _bitsandbytes()
+    compute_dtype = getattr(torch, config.compute_dtype)
+
+    def build(linear: Any) -> Any:
+        device = linear.weight.device
+        layer = bnb.nn.Linear4bit(
+            linear.in_features,
+            linear.out_features,
+            bias=linear.bias is not None,
+            compute_dtype=compute_dtype,
+            compress_statistics=config.double_quant,
+            quant_type=config.quant_type,
+            device="meta",
+        )
+        layer.weight = bnb.nn.Params4bit(
+            linear.weight.data.to(torch.float32),
+            requires_grad=False,
+            blocksize=config.blocksize,
+            compress_statistics=config.double_quant,
+            quant_type=config.quant_type,
+        )
+        if linear.bias is not None:
+            layer.bias = torch.nn.Parameter(linear.bias.data.to(compute_dtype), requires_grad=False)
+        return layer.to(device)  # moving to a device is what quantizes Params4bit
+
+    count = _replace_linears(model, build)
+    return f"{count} linear layers to bitsandbytes {config.quant_type} (block {config.blocksize})"
+
+
+@register_method(Bnb8Bit)
+def apply_bnb_8bit(model: Any, config: Bnb8Bit, context: Any) -> str:
+    import torch
+
+    bnb = _bitsandbytes()
+
+    def build(linear: Any) -> Any:
+        device = linear.weight.device
+        layer = bnb.nn.Linear8bitLt(
+            linear.in_features,
+            linear.out_features,
+            bias=linear.bias is not None,
+            has_fp16_weights=False,
+            threshold=config.threshold,
+            device="meta",
+        )
+        layer.weight = bnb.nn.Int8Params(
+            linear.weight.data.clone(), requires_grad=False, has_fp16_weights=False
+        )
+        if linear.bias is not None:
+            layer.bias = torch.nn.Parameter(linear.bias.data, requires_grad=False)
+        return layer.to(device)
+
+    count = _replace_linears(model, build)
+    return f"{count} linear layers to bitsandbytes int8 (threshold {config.threshold})"

@@ -1,0 +1,1 @@
+"""Recipes, metrics, provenance and the Pareto frontier: the types every other layer shares."""

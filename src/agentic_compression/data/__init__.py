@@ -1,0 +1,1 @@
+"""Small real text shipped with the package (see SOURCES.md)."""

@@ -1,0 +1,1 @@
+"""Measuring a candidate: accuracy (lm-eval), perplexity, latency, size, memory and energy."""

