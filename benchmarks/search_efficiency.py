@@ -1,0 +1,319 @@
+"""Search efficiency of the planners: hypervolume reached vs trials used, on a measured grid.
+
+Two phases (``.venv/bin/python benchmarks/search_efficiency.py [grid|replay|all]``, default all):
+
+1. **grid** (slow, about 30-60 minutes on 2 CPU cores): every point of ``BENCH_SPACE`` (28 recipes)
+   is compressed and measured ONCE on the embedded SmolLM2-135M with ``evaluate_candidate``
+   (arc_easy accuracy on 100 examples, 4 perplexity windows, decode latency 2 repeats). Results are
+   cached in ``results/search_efficiency_grid.json`` after every recipe; a rerun skips cached recipes.
+2. **replay** (seconds): each planner runs against the cached grid, over ``SEEDS``: it proposes one
+   recipe per trial, the recipe's cached measurement is its outcome, and the hypervolume of the
+   trials so far is recorded. Planners pick from the grid only: the offline and random planners
+   search ``BENCH_SPACE`` itself, so every proposal is a grid point; the rules planner speaks
+   (bits, sparsity) and proposes e.g. Wanda 60% + NF4, which is snapped to the nearest grid point
+   not yet tried (``space.distance``): that point is what the trial measures and what the
+   hypervolume counts, while the planner's history keeps the recipe it asked for (with the snapped
+   point's measurements, a nearest-neighbour surrogate), so it moves on instead of asking again.
+   A planner that proposes nothing new has stalled and its curve stays flat. Failed grid points
+   (a method that cannot run here) are told as failures and add nothing.
+
+Hypervolume: ``core.pareto.hypervolume`` over the five default objectives, with one fixed reference
+point for every planner and seed: ``default_reference`` of all ok grid points (margin 0.1), stored in
+the result. Writes ``results/search_efficiency.json`` and ``results/search_efficiency.md``.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+RESULTS = Path(__file__).parent / "results"
+GRID_FILE = RESULTS / "search_efficiency_grid.json"
+DATA_DIR = Path(__file__).resolve().parents[2] / "shared" / "benchmarks"
+SEEDS = tuple(range(10))
+
+
+def bench_space() -> Any:
+    from agentic_compression.planning.space import CPU_QUANTIZATIONS, SearchSpace
+
+    # 4 pruning settings (none, Wanda 30% and 50%, 2:4) x 7 precisions = 28 recipes.
+    return SearchSpace(
+        pruning=("none", "wanda", "nm-2:4"),
+        sparsity_levels=(0.3, 0.5),
+        quantizations=CPU_QUANTIZATIONS,
+    )
+
+
+# ----------------------------------------------------------------------------- phase 1: grid
+
+
+def _load_grid() -> dict[str, Any]:
+    if GRID_FILE.exists():
+        return dict(json.loads(GRID_FILE.read_text()))
+    return {"settings": {}, "machine": {}, "rows": []}
+
+
+def evaluate_grid() -> None:
+    import torch
+
+    from agentic_compression.carbon.energy_meter import CodeCarbonMeter
+    from agentic_compression.cli.app import _quiet_libraries
+    from agentic_compression.core.objectives import objective_values
+    from agentic_compression.core.provenance import machine_summary
+    from agentic_compression.evaluation.accuracy import AccuracyConfig
+    from agentic_compression.evaluation.candidate import MeasureConfig, evaluate_candidate
+    from agentic_compression.evaluation.latency import LatencyConfig
+    from agentic_compression.evaluation.perplexity import PerplexityConfig
+    from agentic_compression.models import load_model
+
+    _quiet_libraries()
+    # One thread: the 2 cores are shared with other jobs, and two threads per process under
+    # contention make decode latency swing several-fold; one thread keeps recipes comparable.
+    torch.set_num_threads(1)
+    space = bench_space()
+    grid = _load_grid()
+    done = {row["recipe_hash"] for row in grid["rows"]}
+    accuracy = AccuracyConfig.from_task_string("arc_easy", limit=100, data_dir=DATA_DIR)
+    config = MeasureConfig(
+        latency=LatencyConfig(prompt_tokens=128, new_tokens=32, warmup=1, repeats=2),
+        perplexity=PerplexityConfig(seq_len=512, windows=4),
+        accuracy=accuracy,
+    )
+    grid["settings"] = {
+        "model": "smollm2-135m",
+        "accuracy": accuracy.to_dict(),
+        "latency": config.latency.model_dump() if config.latency else None,
+        "perplexity": config.perplexity.model_dump() if config.perplexity else None,
+        "meter_country": "USA",
+        "torch_threads": torch.get_num_threads(),
+    }
+    grid["machine"] = machine_summary()
+    base = load_model("smollm2-135m")
+    meter = CodeCarbonMeter("USA")
+    todo = [p for p in space.grid() if space.to_recipe(p).hash not in done]
+    print(f"{len(todo)} of {len(space.grid())} grid recipes to evaluate", flush=True)
+    for index, point in enumerate(todo, start=1):
+        recipe = space.to_recipe(point)
+        started = time.perf_counter()
+        result = evaluate_candidate(base, recipe, config, meter)
+        seconds = time.perf_counter() - started
+        row: dict[str, Any] = {
+            "label": point.label,
+            "recipe": recipe.to_dict(),
+            "recipe_hash": recipe.hash,
+            "status": result.status,
+            "error": result.error,
+            "seconds": round(seconds, 1),
+            "objectives": objective_values(result) if result.status == "ok" else None,
+            "perplexity": (
+                result.metrics.perplexity.value
+                if result.metrics is not None and result.metrics.perplexity is not None
+                else None
+            ),
+            "result": result.model_dump(mode="json"),
+        }
+        grid["rows"].append(row)
+        GRID_FILE.parent.mkdir(parents=True, exist_ok=True)
+        GRID_FILE.write_text(json.dumps(grid, indent=1))
+        summary = row["objectives"] or row["error"]
+        print(f"[{index}/{len(todo)}] {point.label}: {seconds:.0f} s {summary}", flush=True)
+
+
+# ----------------------------------------------------------------------------- phase 2: replay
+
+
+def _planners(space: Any) -> dict[str, Any]:
+    from agentic_compression.planning.optuna_planner import OptunaPlanner
+    from agentic_compression.planning.random_planner import RandomPlanner
+    from agentic_compression.planning.rules import RulesPlanner
+
+    return {
+        "offline": lambda seed: OptunaPlanner(seed=seed, space=space),
+        "random": lambda seed: RandomPlanner(seed=seed, space=space),
+        "rules": lambda seed: RulesPlanner(),  # deterministic: the same run for every seed
+    }
+
+
+def replay_one(
+    planner: Any, rows: dict[Any, dict[str, Any]], space: Any, hv_of: Any
+) -> dict[str, Any]:
+    """One search over the cached grid: hypervolume after each trial, and how proposals mapped."""
+    from agentic_compression.planning.base import PlanningGoal, TrialOutcome
+    from agentic_compression.planning.space import QUANTIZATION_STEPS, SearchSpace
+
+    vocabulary = SearchSpace(quantizations=tuple(QUANTIZATION_STEPS))  # reads any planner's recipe
+    goal = PlanningGoal()
+    history: list[TrialOutcome] = []
+    curve: list[float] = []
+    snapped = stalled_at = 0
+    tried: list[Any] = []
+    while len(history) < len(rows):
+        proposals = planner.propose(history, goal, 1)
+        if not proposals:
+            stalled_at = len(history)
+            break
+        point = space.from_recipe(proposals[0].recipe)
+        if point is None or point in tried:
+            target = vocabulary.from_recipe(proposals[0].recipe)
+            if target is None:
+                raise ValueError(f"{proposals[0].recipe.label} cannot be snapped onto the grid")
+            point = space.nearest(target, tried)
+            snapped += 1
+        tried.append(point)
+        row = rows[point]
+        objectives = {k: v for k, v in (row["objectives"] or {}).items() if k != "fidelity"}
+        status = "ok" if row["status"] == "ok" else "failed"
+        # The planner's own recipe goes into its history (with the measurements of the grid point
+        # it was snapped to), so it does not ask for the same off-grid recipe again.
+        recipe = proposals[0].recipe
+        history.append(TrialOutcome(len(history), recipe, status, objectives, error=row["error"]))
+        curve.append(hv_of(history))
+    curve += [curve[-1] if curve else 0.0] * (len(rows) - len(curve))  # a stalled search stays flat
+    return {
+        "curve": curve,
+        "measured": [p.label for p in tried],
+        "proposed": [o.recipe.label for o in history],
+        "snapped": snapped,
+        "stalled_at": stalled_at or None,
+    }
+
+
+def replay_main() -> None:
+    import statistics
+
+    from agentic_compression.core.pareto import (
+        DEFAULT_OBJECTIVES,
+        Point,
+        default_reference,
+        hypervolume,
+    )
+    from agentic_compression.core.provenance import machine_summary
+    from agentic_compression.core.recipe import Recipe
+
+    space = bench_space()
+    grid = _load_grid()
+    rows = {space.from_recipe(Recipe.from_dict(r["recipe"])): r for r in grid["rows"]}
+    missing = [p.label for p in space.grid() if p not in rows]
+    if missing:
+        raise SystemExit(f"grid incomplete, run the grid phase first; missing: {missing}")
+    names = [o.name for o in DEFAULT_OBJECTIVES]
+    ok_points = [
+        Point(r["label"], {k: r["objectives"][k] for k in names})
+        for r in grid["rows"]
+        if r["status"] == "ok"
+    ]
+    reference = default_reference(ok_points, DEFAULT_OBJECTIVES, margin=0.1)
+    full = hypervolume(ok_points, DEFAULT_OBJECTIVES, reference)
+
+    def hv_of(history: list[Any]) -> float:
+        points = [Point(str(o.number), o.objectives) for o in history if o.status == "ok"]
+        return hypervolume(points, DEFAULT_OBJECTIVES, reference) / full
+
+    n = len(rows)
+    planners: dict[str, Any] = {}
+    for name, make in _planners(space).items():
+        started = time.perf_counter()
+        runs = {seed: replay_one(make(seed), rows, space, hv_of) for seed in SEEDS}
+        fractions = []
+        for run in runs.values():
+            reached = next((i + 1 for i, v in enumerate(run["curve"]) if v >= 0.95), None)
+            fractions.append(reached / n if reached is not None else (n + 1) / n)
+        mean_curve = [statistics.mean(r["curve"][i] for r in runs.values()) for i in range(n)]
+        at_40 = max(1, int(0.4 * n))
+        planners[name] = {
+            "trials_fraction_to_95pct_hv": round(statistics.mean(fractions), 4),
+            "trials_fraction_to_95pct_hv_per_seed": [round(f, 4) for f in fractions],
+            "seeds_never_reaching_95pct": sum(f > 1 for f in fractions),
+            "hv_fraction_at_40pct_trials": round(mean_curve[at_40 - 1], 4),
+            "mean_hv_fraction_curve": [round(v, 4) for v in mean_curve],
+            "snapped_proposals_mean": statistics.mean(r["snapped"] for r in runs.values()),
+            "stalled_at": [r["stalled_at"] for r in runs.values()],
+            "runs": {str(seed): run for seed, run in runs.items()},
+            "replay_seconds": round(time.perf_counter() - started, 1),
+        }
+        print(
+            f"{name}: {planners[name]['trials_fraction_to_95pct_hv']} of the grid's trials to 95% HV"
+        )
+    result = {
+        "description": __doc__,
+        "grid_size": n,
+        "seeds": list(SEEDS),
+        "objectives": {o.name: o.direction for o in DEFAULT_OBJECTIVES},
+        "hypervolume_reference": reference,
+        "hypervolume_reference_rule": "default_reference(all ok grid points, margin=0.1)",
+        "full_grid_hypervolume": full,
+        "target": "offline reaches 95% of the full grid's hypervolume within 40% of its trials",
+        "target_met": planners["offline"]["trials_fraction_to_95pct_hv"] <= 0.4,
+        "grid": [
+            {
+                "label": r["label"],
+                "status": r["status"],
+                "error": r["error"],
+                "objectives": r["objectives"],
+                "perplexity": r["perplexity"],
+                "seconds": r["seconds"],
+            }
+            for r in grid["rows"]
+        ],
+        "grid_settings": grid["settings"],
+        "grid_machine": grid["machine"],
+        "replay_machine": machine_summary(),
+        "planners": planners,
+    }
+    (RESULTS / "search_efficiency.json").write_text(json.dumps(result, indent=1))
+    (RESULTS / "search_efficiency.md").write_text(_markdown(result))
+
+
+def _markdown(result: dict[str, Any]) -> str:
+    n = result["grid_size"]
+    lines = [
+        "# Search efficiency: hypervolume vs trials on a measured grid",
+        "",
+        f"Grid: {n} recipes on {result['grid_settings']['model']}, each measured once "
+        f"(arc_easy {result['grid_settings']['accuracy']['limit']} examples; decode latency; "
+        f"serialized size; energy and CO2 per 1k tokens, CodeCarbon estimate). "
+        f"Machine: {result['grid_machine']['cpu']} x{result['grid_machine']['cpu_count']}, "
+        f"torch threads {result['grid_settings'].get('torch_threads')}. "
+        f"Seeds: {len(result['seeds'])}. Reference point: {result['hypervolume_reference_rule']}.",
+        "",
+        "| planner | trials to 95% HV (fraction of grid, mean) | seeds never reaching | "
+        "HV at 40% of trials | mean HV after 5 / 10 / 15 trials |",
+        "|---|---|---|---|---|",
+    ]
+    for name, p in result["planners"].items():
+        curve = p["mean_hv_fraction_curve"]
+        lines.append(
+            f"| {name} | {p['trials_fraction_to_95pct_hv']:.3f} | {p['seeds_never_reaching_95pct']} | "
+            f"{p['hv_fraction_at_40pct_trials']:.3f} | "
+            f"{curve[4]:.3f} / {curve[9]:.3f} / {curve[14]:.3f} |"
+        )
+    lines += [
+        "",
+        f"Target (offline within 40% of trials): {'met' if result['target_met'] else 'missed'}.",
+        "",
+        "| recipe | status | accuracy | decode ms/token | size MB | perplexity |",
+        "|---|---|---|---|---|---|",
+    ]
+    for row in result["grid"]:
+        o = row["objectives"] or {}
+        lines.append(
+            f"| {row['label']} | {row['status']} | {o.get('accuracy', float('nan')):.2f} | "
+            f"{o.get('latency_ms', float('nan')):.1f} | {o.get('memory_bytes', float('nan')) / 1e6:.0f} | "
+            f"{row['perplexity'] if row['perplexity'] is None else round(row['perplexity'], 1)} |"
+        )
+    return "\n".join(lines) + "\n"
+
+
+def main() -> None:
+    phase = sys.argv[1] if len(sys.argv) > 1 else "all"
+    if phase in ("grid", "all"):
+        evaluate_grid()
+    if phase in ("replay", "all"):
+        replay_main()
+
+
+if __name__ == "__main__":
+    main()

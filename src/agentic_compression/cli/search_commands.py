@@ -1,0 +1,346 @@
+"""``agentic-compress run``, ``resume RUN_ID`` and ``runs``: the search, its recovery, its listing.
+
+``run`` plans, compresses and measures recipes until the first budget is reached (carbon, trials,
+time, convergence), checkpointing every step; ``resume`` continues a killed or interrupted run where
+it stopped; ``runs`` lists the runs of a store with their state. Outputs go to
+``<runs-dir>/<run_id>/``: ``results.json``, ``trials.csv``, ``pareto.html``, ``pareto.svg``,
+``knowledge/`` (one file per failed trial) and, by default, ``checkpoint.sqlite``; the results
+store defaults to ``<runs-dir>/results.sqlite``.
+
+Hidden options (``--ppl-windows``, ``--latency-repeats``, ``--run-id``, ...) shrink the per-trial
+work for quick tests; docs/DEVELOPING.md lists them.
+
+Example:
+    >>> import typer
+    >>> app = typer.Typer()
+    >>> register(app)
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated
+
+import typer
+from rich.console import Console
+from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+
+from agentic_compression.errors import UserInputError
+
+if TYPE_CHECKING:
+    from agentic_compression.planning.base import Planner
+    from agentic_compression.results.records import RunRecord
+    from agentic_compression.results.store import ResultsStore
+    from agentic_compression.workflow.evaluator import CandidateEvaluator
+    from agentic_compression.workflow.runner import SearchOutcome, SearchSettings
+
+console = Console()
+
+RunsDir = Annotated[Path, typer.Option(help="Folder of run outputs (and the default stores).")]
+StoreUrl = Annotated[
+    str | None,
+    typer.Option(
+        help="Results store: sqlite:///file or postgresql://... [default: <runs-dir>/results.sqlite]"
+    ),
+]
+CheckpointUrl = Annotated[
+    str | None,
+    typer.Option(
+        help="Checkpointer: sqlite:///file or postgresql://... [default: <run dir>/checkpoint.sqlite]"
+    ),
+]
+
+
+def _hidden(help_text: str) -> typer.models.OptionInfo:
+    return typer.Option(help=help_text, hidden=True)
+
+
+def default_store_url(runs_dir: Path) -> str:
+    return f"sqlite:///{(runs_dir / 'results.sqlite').resolve()}"
+
+
+def _settings(**values: object) -> SearchSettings:
+    from pydantic import ValidationError
+
+    from agentic_compression.workflow.runner import SearchSettings
+
+    try:
+        return SearchSettings.model_validate(values)
+    except ValidationError as error:
+        item = error.errors()[0]
+        where = ".".join(str(p) for p in item["loc"]).replace("_", "-")
+        raise UserInputError(f"--{where}: {item['msg']} (got {item.get('input')!r})") from None
+
+
+def _planner(settings: SearchSettings) -> Planner:
+    from agentic_compression.planning.factory import make_planner
+
+    return make_planner(settings.planner, seed=settings.seed)
+
+
+def _evaluator(settings: SearchSettings, progress: Progress) -> CandidateEvaluator:
+    from agentic_compression.carbon.energy_meter import CodeCarbonMeter
+    from agentic_compression.models import load_model
+    from agentic_compression.workflow.evaluator import CandidateEvaluator
+
+    measure = settings.measure_config()  # validates the tasks before the model loads
+    meter = CodeCarbonMeter(settings.country)
+    task = progress.add_task(f"loading {settings.model}", total=None)
+    base = load_model(settings.model, device=settings.device)
+    progress.remove_task(task)
+    for note in base.notes:
+        console.print(f"[dim]note: {note}[/]")
+    return CandidateEvaluator(base, measure, meter)
+
+
+def _drive(
+    run: RunRecord,
+    store: ResultsStore,
+    checkpoint_url: str | None,
+    settings: SearchSettings,
+    planner: Planner | None = None,
+    evaluator: CandidateEvaluator | None = None,
+) -> SearchOutcome:
+    from agentic_compression.workflow.runner import Callbacks, run_search
+    from agentic_compression.workflow.state import TrialSummary
+
+    planner = planner or _planner(settings)
+    columns = (SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn())
+    with Progress(*columns, console=console, transient=True) as progress:
+        evaluator = evaluator or _evaluator(settings, progress)
+        live = progress.add_task(f"run {run.run_id}", total=None)
+
+        def on_progress(text: str) -> None:
+            progress.update(live, description=text)
+
+        def on_trial(trial: TrialSummary) -> None:
+            label = trial["recipe"].get("name") or trial["recipe_hash"]
+            if trial["status"] == "ok" and trial["objectives"]:
+                objectives = trial["objectives"]
+                detail = (
+                    f"accuracy {objectives['accuracy']:.3f}, "
+                    f"{objectives['latency_ms']:.1f} ms/token, "
+                    f"{objectives['memory_bytes'] / 1e6:.1f} MB"
+                    + ("" if trial["feasible"] else " [yellow](infeasible)[/]")
+                )
+            else:
+                detail = f"[red]failed[/]: {trial['error']}"
+            console.print(f"trial {trial['number']} {label}: {detail}", highlight=False)
+
+        callbacks = Callbacks(on_progress=on_progress, on_trial=on_trial)
+        return run_search(
+            run, planner, evaluator, store, checkpoint_url=checkpoint_url, callbacks=callbacks
+        )
+
+
+def run(
+    model: Annotated[
+        str, typer.Option(help="Alias, folder, .gguf file or hub id.")
+    ] = "smollm2-135m",
+    max_trials: Annotated[int, typer.Option(help="Trial budget.")] = 12,
+    carbon_budget_kg: Annotated[
+        float | None, typer.Option(help="CO2 the search itself may emit (kg); measured per trial.")
+    ] = 0.1,
+    time_budget_min: Annotated[
+        float | None, typer.Option(help="Minutes of planning and evaluation.")
+    ] = None,
+    patience: Annotated[
+        int | None, typer.Option(help="Stop after this many trials without hypervolume gain.")
+    ] = 6,
+    planner: Annotated[
+        str,
+        typer.Option(
+            envvar="AGENTIC_COMPRESSION_PLANNER", help="offline (Optuna), llm, rules or random."
+        ),
+    ] = "offline",
+    objective: Annotated[
+        str, typer.Option(help="What the search is for, in words (planners read it).")
+    ] = "balanced accuracy and carbon",
+    accuracy_threshold: Annotated[
+        float | None, typer.Option(help="Minimum accuracy a candidate must reach.")
+    ] = None,
+    max_memory_mb: Annotated[
+        float | None, typer.Option(help="Largest serialized size (MB).")
+    ] = None,
+    max_latency_ms: Annotated[
+        float | None, typer.Option(help="Slowest decode latency (ms/token).")
+    ] = None,
+    tasks: Annotated[str, typer.Option(help="lm-eval tasks, comma separated.")] = "arc_easy",
+    limit: Annotated[int | None, typer.Option(help="Examples per task.")] = 100,
+    data_dir: Annotated[
+        Path | None, typer.Option(help="Offline benchmark data (else $AGENTIC_COMPRESSION_DATA).")
+    ] = None,
+    country: Annotated[str, typer.Option(help="ISO code of the grid for CO2.")] = "USA",
+    seed: int = 0,
+    runs_dir: RunsDir = Path("runs"),
+    checkpoint_url: CheckpointUrl = None,
+    store_url: StoreUrl = None,
+    select: Annotated[
+        str,
+        typer.Option(help="Preset that picks the recipe: accuracy, carbon, balanced, efficiency."),
+    ] = "balanced",
+    device: Annotated[str, _hidden("cpu, cuda or auto.")] = "auto",
+    run_id: Annotated[str | None, _hidden("Use this run id instead of a new one.")] = None,
+    proposals_per_call: Annotated[int, _hidden("Recipes asked of the planner at a time.")] = 2,
+    ppl_windows: Annotated[int, _hidden("Perplexity windows per trial.")] = 16,
+    ppl_seq_len: Annotated[int, _hidden("Tokens per perplexity window.")] = 512,
+    latency_prompt_tokens: Annotated[int, _hidden("Prompt tokens for latency.")] = 128,
+    latency_new_tokens: Annotated[int, _hidden("Generated tokens for latency.")] = 32,
+    latency_repeats: Annotated[int, _hidden("Timed latency repeats.")] = 3,
+    latency_warmup: Annotated[int, _hidden("Untimed warm-up runs.")] = 1,
+) -> None:
+    """Search compression recipes for the model under carbon, trial, time and convergence budgets."""
+    from agentic_compression.cli.evaluate_command import resolve_device
+    from agentic_compression.results.store import make_results_store, redact_url
+    from agentic_compression.workflow.runner import create_run, default_checkpoint_url, new_run_id
+
+    run_id = run_id or new_run_id()
+    run_dir = (runs_dir / run_id).resolve()
+    checkpoint = checkpoint_url or default_checkpoint_url(run_dir)
+    settings = _settings(
+        model=model, max_trials=max_trials, carbon_budget_kg=carbon_budget_kg,
+        time_budget_min=time_budget_min, patience=patience, planner=planner, objective=objective,
+        accuracy_threshold=accuracy_threshold, max_memory_mb=max_memory_mb,
+        max_latency_ms=max_latency_ms, tasks=tasks, limit=limit,
+        data_dir=str(data_dir) if data_dir else None, country=country, seed=seed, select=select,
+        device=resolve_device(device), proposals_per_call=proposals_per_call,
+        ppl_windows=ppl_windows, ppl_seq_len=ppl_seq_len,
+        latency_prompt_tokens=latency_prompt_tokens, latency_new_tokens=latency_new_tokens,
+        latency_repeats=latency_repeats, latency_warmup=latency_warmup,
+        checkpoint_url=redact_url(checkpoint), run_dir=str(run_dir),
+    )  # fmt: skip
+    search_planner = _planner(settings)  # an unconfigured planner fails before the model loads
+    with make_results_store(store_url or default_store_url(runs_dir)) as store:
+        if store.get_run(run_id) is not None:
+            raise UserInputError(f"run {run_id!r} already exists; resume it or pick another id")
+        with Progress(SpinnerColumn(), TextColumn("{task.description}"), console=console,
+                      transient=True) as progress:  # fmt: skip
+            evaluator = _evaluator(settings, progress)
+        record = create_run(store, run_id, settings, evaluator.config_hash)
+        console.print(f"run [bold]{run_id}[/] ({run_dir})", highlight=False)
+        outcome = _drive(record, store, checkpoint, settings, search_planner, evaluator)
+    print_summary(outcome, settings)
+
+
+def resume(
+    run_id: Annotated[
+        str, typer.Argument(help="The run to continue (see `agentic-compress runs`).")
+    ],
+    runs_dir: RunsDir = Path("runs"),
+    store_url: StoreUrl = None,
+    checkpoint_url: Annotated[
+        str | None, typer.Option(help="Checkpointer URL, if it differs from the stored one.")
+    ] = None,
+) -> None:
+    """Continue a killed or interrupted run from its last checkpoint (a finished one re-exports)."""
+    from agentic_compression.results.store import make_results_store
+    from agentic_compression.workflow.runner import export_run, settings_of
+
+    with make_results_store(store_url or default_store_url(runs_dir)) as store:
+        record = store.get_run(run_id)
+        if record is None:
+            raise UserInputError(
+                f"no run {run_id!r} in this store; list runs with `agentic-compress runs`"
+            )
+        settings = settings_of(record)
+        if record.status == "finished":
+            console.print(f"run {run_id} has finished; writing its outputs again", highlight=False)
+            outcome = export_run(run_id, store, checkpoint_url=checkpoint_url)
+        else:
+            console.print(f"resuming run [bold]{run_id}[/] ({settings.run_dir})", highlight=False)
+            outcome = _drive(record, store, checkpoint_url, settings)
+    print_summary(outcome, settings)
+
+
+def runs(runs_dir: RunsDir = Path("runs"), store_url: StoreUrl = None) -> None:
+    """List the runs of a results store: state, trials, stop reason, what each is doing now."""
+    from rich.table import Table
+
+    from agentic_compression.results.store import make_results_store
+    from agentic_compression.workflow.runner import effective_status
+
+    with make_results_store(store_url or default_store_url(runs_dir)) as store:
+        records = store.list_runs()
+        table = Table(title=f"Runs ({len(records)})")
+        for header in ("run id", "model", "status", "trials", "stop reason / progress", "updated"):
+            table.add_column(header, overflow="fold")
+        for record in records:
+            status = effective_status(record)
+            shown = {
+                "interrupted": "[yellow]interrupted[/] (resume it)",
+                "failed": "[red]failed[/]",
+            }
+            detail = record.stop_reason or record.progress or record.error or ""
+            table.add_row(record.run_id, record.model, shown.get(status, status),
+                          str(store.count_trials(record.run_id)), detail, record.updated_at)  # fmt: skip
+    console.print(table)
+
+
+def print_summary(outcome: SearchOutcome, settings: SearchSettings) -> None:
+    """The rich summary: why the search stopped, what it spent, the front, the chosen recipe."""
+    import json
+
+    from rich.table import Table
+
+    from agentic_compression.results.export import frontier_of, trial_label
+    from agentic_compression.workflow.state import STOP_REASON_TEXT, total_co2_kg
+
+    trials, state = outcome.trials, outcome.state
+    frontier = frontier_of(trials, settings.goal())
+    failed = sum(1 for t in trials if t.status == "failed")
+    reason = outcome.run.stop_reason or state.get("stop_reason")
+    spent = state.get("spent", {})
+    budget = f" of {settings.carbon_budget_kg} kg" if settings.carbon_budget_kg else ""
+    console.print(
+        f"\nstopped: {STOP_REASON_TEXT.get(reason or '', reason or 'not finished')}; "
+        f"{len(trials)} trials ({failed} failed); search CO2 {total_co2_kg(spent):.6f} kg{budget}; "
+        f"{spent.get('seconds', 0.0) / 60:.1f} min",
+        highlight=False,
+    )
+    by_id = {t.candidate_id: t for t in trials}
+    table = Table(title="Pareto front (feasible, 5 objectives; measured on this machine)")
+    for header in (
+        "trial",
+        "recipe",
+        "accuracy",
+        "decode ms/tok",
+        "size MB",
+        "CO2 g/1k tok",
+        "picked by",
+    ):
+        table.add_column(header)
+    for candidate_id in frontier.front_ids:
+        trial = by_id[candidate_id]
+        values = trial.objectives or {}
+        picks = [name for name, chosen in frontier.selections.items() if chosen == candidate_id]
+        if candidate_id == frontier.knee_id:
+            picks.append("knee")
+        table.add_row(str(trial.number), trial_label(trial), f"{values['accuracy']:.3f}",
+                      f"{values['latency_ms']:.1f}", f"{values['memory_bytes'] / 1e6:.1f}",
+                      f"{values['co2_kg'] * 1000:.4f}", ", ".join(picks))  # fmt: skip
+    console.print(table)
+    if frontier.hypervolume is not None:
+        console.print(f"hypervolume {frontier.hypervolume:.6g} (reference point in results.json)")
+    chosen = frontier.selections.get(settings.select)
+    if chosen is None:
+        console.print(f"[yellow]no feasible recipe for preset {settings.select!r}[/]")
+    else:
+        trial = by_id[chosen]
+        console.print(
+            f"[bold]chosen ({settings.select}):[/] trial {trial.number} {trial_label(trial)}\n"
+            f"{json.dumps(trial.recipe)}",
+            highlight=False,
+        )
+    if any(r.label == "estimated" for t in trials for r in t.result.energy):
+        console.print("[dim]energy and CO2: estimated by CodeCarbon's CPU power model[/]")
+    paths = outcome.outputs
+    for path in (paths.results_json, paths.trials_csv, paths.pareto_html, paths.pareto_svg):
+        if path is not None:
+            console.print(f"wrote {path}", highlight=False)
+
+
+def register(app: typer.Typer) -> None:
+    """Add ``run``, ``resume`` and ``runs`` to ``app``."""
+    app.command("run")(run)
+    app.command("resume")(resume)
+    app.command("runs")(runs)

@@ -1,0 +1,59 @@
+"""The planner interface: given what has been measured so far, propose the next recipes.
+
+Planners are stateless between calls: everything they need is in ``history``, so a resumed run
+rebuilds the same planner state from the stored trials (the Optuna planner replays them into a fresh
+in-memory study).
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Literal
+
+from agentic_compression.core.recipe import Recipe
+
+
+@dataclass(frozen=True)
+class TrialOutcome:
+    """One finished trial as a planner sees it (objective names: core.objectives.OBJECTIVE_NAMES)."""
+
+    number: int
+    recipe: Recipe
+    status: Literal["ok", "failed"]
+    objectives: Mapping[str, float] = field(default_factory=dict)
+    feasible: bool = True
+    error: str | None = None
+
+
+@dataclass(frozen=True)
+class Proposal:
+    """A recipe to try, with why the planner chose it (stored as provenance)."""
+
+    recipe: Recipe
+    planner: str
+    reasoning: str
+    tool_calls: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class PlanningGoal:
+    """What the search is for: the objective text and the constraints candidates must meet."""
+
+    objective: str = "balanced accuracy and carbon"
+    accuracy_threshold: float | None = None
+    max_memory_bytes: float | None = None
+    max_latency_ms: float | None = None
+
+
+class Planner(ABC):
+    """Proposes recipes. Implementations: offline (Optuna), LLM (LangChain), rules (baseline)."""
+
+    name: str
+
+    @abstractmethod
+    def propose(
+        self, history: Sequence[TrialOutcome], goal: PlanningGoal, count: int
+    ) -> list[Proposal]:
+        """Up to ``count`` new recipes, never one whose hash is already in ``history``."""

@@ -1,0 +1,278 @@
+"""The search space of the offline planners: recipes <-> a few named parameters.
+
+A point of the space is a :class:`SpacePoint`: a pruning method (``none``, ``magnitude``, ``wanda``
+or ``nm-2:4``), a sparsity for the unstructured methods, and one precision/quantization choice
+(``fp32``, ``bf16``, ``int8_weight_only``, ``int8_dynamic``, ``nf4``, ``fp4``, ``bnb_8bit``, and
+``int4_weight_only`` where CUDA is available). :meth:`SearchSpace.to_recipe` turns a point into a
+:class:`Recipe` (pruning first, then the single precision step); :meth:`SearchSpace.from_recipe` is the
+inverse, ``None`` for a recipe outside the space. Sparsity is discrete (``sparsity_levels``), so the
+space is a finite grid a planner can enumerate when sampling keeps hitting trials already run.
+
+"fp32" casts explicitly (``cast float32``) so that a 32-bit run is 32-bit whatever the model was
+loaded in; a recipe without a precision step is read back as fp32 as well.
+
+The older codebase spoke of ``(bits, sparsity)``; :func:`from_bits_sparsity` maps that vocabulary
+here (32 -> fp32, 16 -> bf16, 8 -> int8 weight-only, 4 -> NF4; sparsity -> Wanda, 0 -> no pruning).
+
+Example:
+    >>> space = SearchSpace()
+    >>> recipe = space.to_recipe(SpacePoint("wanda", 0.3, "nf4"))
+    >>> recipe.name
+    'wanda-30+nf4'
+    >>> space.from_recipe(recipe)
+    SpacePoint(pruning='wanda', sparsity=0.3, quantization='nf4')
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from agentic_compression.core.recipe import Recipe
+
+#: Pruning choices; "nm-2:4" is 2:4 semi-structured (its sparsity is fixed at 0.5).
+PRUNING_METHODS = ("none", "magnitude", "wanda", "nm-2:4")
+UNSTRUCTURED = ("magnitude", "wanda")
+
+#: Precision/quantization choice -> the single step it adds (fp32 casts explicitly).
+QUANTIZATION_STEPS: Mapping[str, dict[str, Any]] = {
+    "fp32": {"method": "cast", "dtype": "float32"},
+    "bf16": {"method": "cast", "dtype": "bfloat16"},
+    "int8_weight_only": {"method": "int8_weight_only"},
+    "int8_dynamic": {"method": "int8_dynamic"},
+    "nf4": {"method": "bnb_4bit", "quant_type": "nf4"},
+    "fp4": {"method": "bnb_4bit", "quant_type": "fp4"},
+    "bnb_8bit": {"method": "bnb_8bit"},
+    "int4_weight_only": {"method": "int4_weight_only"},
+}
+#: Short labels used in recipe names ("wanda-30+int8").
+_QUANT_LABELS = {
+    "fp32": "fp32",
+    "bf16": "bf16",
+    "int8_weight_only": "int8",
+    "int8_dynamic": "int8-dynamic",
+    "nf4": "nf4",
+    "fp4": "fp4",
+    "bnb_8bit": "bnb-int8",
+    "int4_weight_only": "int4",
+}
+CPU_QUANTIZATIONS = ("fp32", "bf16", "int8_weight_only", "int8_dynamic", "nf4", "fp4", "bnb_8bit")
+#: 0.1 steps up to 0.7: beyond that, unrecovered pruning leaves a 135M-7B model unusable.
+DEFAULT_SPARSITY_LEVELS = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7)
+#: The older codebase's bit widths and what they mean here.
+BITS_TO_QUANTIZATION: Mapping[int, str] = {32: "fp32", 16: "bf16", 8: "int8_weight_only", 4: "nf4"}
+_QUANTIZATION_TO_BITS: Mapping[str, int] = {
+    "fp32": 32,
+    "bf16": 16,
+    "int8_weight_only": 8,
+    "int8_dynamic": 8,
+    "bnb_8bit": 8,
+    "nf4": 4,
+    "fp4": 4,
+    "int4_weight_only": 4,
+}
+#: Known-good starting points, most informative first: the uncompressed baseline (best accuracy),
+#: the two quantizations that keep quality while halving/quartering the weights, and the paper's
+#: pruning+int8 combination.
+SEED_POINTS: tuple[SpacePoint, ...]  # filled below, after SpacePoint is defined
+
+
+@dataclass(frozen=True, order=True)
+class SpacePoint:
+    """One point of the space. ``sparsity`` is 0 unless ``pruning`` is unstructured (nm-2:4 is 0.5)."""
+
+    pruning: str
+    sparsity: float
+    quantization: str
+
+    @property
+    def label(self) -> str:
+        """A readable recipe name: ``fp32``, ``nf4``, ``wanda-30+int8``, ``2of4+bf16``."""
+        quant = _QUANT_LABELS[self.quantization]
+        if self.pruning == "none":
+            return quant
+        prune = (
+            "2of4" if self.pruning == "nm-2:4" else f"{self.pruning}-{round(self.sparsity * 100)}"
+        )
+        return f"{prune}+{quant}"
+
+    @property
+    def effective_sparsity(self) -> float:
+        return 0.5 if self.pruning == "nm-2:4" else self.sparsity
+
+
+SEED_POINTS = (
+    SpacePoint("none", 0.0, "fp32"),
+    SpacePoint("none", 0.0, "int8_weight_only"),
+    SpacePoint("none", 0.0, "nf4"),
+    SpacePoint("wanda", 0.3, "int8_weight_only"),
+)
+
+
+def _round_sparsity(value: float) -> float:
+    # Two decimals: 0.1 + 0.2 must be the 0.3 of the grid, not 0.30000000000000004.
+    return round(float(value), 2)
+
+
+def from_bits_sparsity(bits: int, sparsity: float) -> SpacePoint:
+    """The older codebase's ``(bits, sparsity)`` as a point: sparsity -> Wanda (0: no pruning).
+
+    >>> from_bits_sparsity(8, 0.3).label
+    'wanda-30+int8'
+    """
+    if bits not in BITS_TO_QUANTIZATION:
+        raise ValueError(f"bits must be one of {sorted(BITS_TO_QUANTIZATION)}, got {bits}")
+    sparsity = _round_sparsity(sparsity)
+    if not 0.0 <= sparsity < 1.0:
+        raise ValueError(f"sparsity must be in [0, 1), got {sparsity}")
+    pruning = "wanda" if sparsity > 0 else "none"
+    return SpacePoint(pruning, sparsity, BITS_TO_QUANTIZATION[bits])
+
+
+def to_bits_sparsity(point: SpacePoint) -> tuple[int, float]:
+    """The ``(bits, sparsity)`` a point has in the older vocabulary (int8/4-bit variants included).
+
+    >>> to_bits_sparsity(SpacePoint("nm-2:4", 0.0, "nf4"))
+    (4, 0.5)
+    """
+    return _QUANTIZATION_TO_BITS[point.quantization], point.effective_sparsity
+
+
+@dataclass(frozen=True)
+class SearchSpace:
+    """Which pruning methods, sparsity levels and quantizations a planner may combine.
+
+    Example:
+        >>> space = SearchSpace(pruning=("none", "wanda"), sparsity_levels=(0.3, 0.5),
+        ...                     quantizations=("fp32", "nf4"))
+        >>> [p.label for p in space.grid()]
+        ['fp32', 'nf4', 'wanda-30+fp32', 'wanda-30+nf4', 'wanda-50+fp32', 'wanda-50+nf4']
+    """
+
+    pruning: tuple[str, ...] = PRUNING_METHODS
+    sparsity_levels: tuple[float, ...] = DEFAULT_SPARSITY_LEVELS
+    quantizations: tuple[str, ...] = CPU_QUANTIZATIONS
+
+    def __post_init__(self) -> None:
+        unknown_pruning = set(self.pruning) - set(PRUNING_METHODS)
+        unknown_quant = set(self.quantizations) - set(QUANTIZATION_STEPS)
+        if unknown_pruning or unknown_quant or not self.pruning or not self.quantizations:
+            raise ValueError(
+                f"bad search space: pruning {self.pruning} (from {PRUNING_METHODS}), "
+                f"quantizations {self.quantizations} (from {tuple(QUANTIZATION_STEPS)})"
+            )
+        levels = tuple(sorted({_round_sparsity(s) for s in self.sparsity_levels}))
+        if any(not 0.0 < s < 1.0 for s in levels):
+            raise ValueError(f"sparsity levels must be in (0, 1), got {levels}")
+        if set(self.pruning) & set(UNSTRUCTURED) and not levels:
+            raise ValueError("unstructured pruning needs at least one sparsity level")
+        object.__setattr__(self, "sparsity_levels", levels)
+
+    @classmethod
+    def for_this_machine(cls) -> SearchSpace:
+        """The default space, with ``int4_weight_only`` only where a CUDA GPU is available."""
+        import torch
+
+        extra = ("int4_weight_only",) if torch.cuda.is_available() else ()
+        return cls(quantizations=CPU_QUANTIZATIONS + extra)
+
+    # ------------------------------------------------------------------ points and recipes
+
+    def contains(self, point: SpacePoint) -> bool:
+        if point.pruning not in self.pruning or point.quantization not in self.quantizations:
+            return False
+        if point.pruning in UNSTRUCTURED:
+            return point.sparsity in self.sparsity_levels
+        return point.sparsity == 0.0
+
+    def grid(self) -> list[SpacePoint]:
+        """Every point, in a fixed order (pruning, then sparsity, then quantization)."""
+        points = []
+        for pruning in self.pruning:
+            levels = self.sparsity_levels if pruning in UNSTRUCTURED else (0.0,)
+            for sparsity, quant in itertools.product(levels, self.quantizations):
+                points.append(SpacePoint(pruning, sparsity, quant))
+        return points
+
+    def to_recipe(self, point: SpacePoint) -> Recipe:
+        """The recipe of ``point``: its pruning step (if any), then its precision step."""
+        if not self.contains(point):
+            raise ValueError(f"{point} is not in this search space")
+        steps: list[dict[str, Any]] = []
+        if point.pruning in UNSTRUCTURED:
+            steps.append({"method": point.pruning, "sparsity": point.sparsity})
+        elif point.pruning == "nm-2:4":
+            steps.append({"method": "nm", "n": 2, "m": 4, "criterion": "wanda"})
+        steps.append(dict(QUANTIZATION_STEPS[point.quantization]))
+        return Recipe.from_steps(steps, name=point.label)
+
+    def from_recipe(self, recipe: Recipe) -> SpacePoint | None:
+        """The point ``recipe`` is, or None if it is outside this space (other steps or values).
+
+        A recipe is in the space when it equals the point's :meth:`to_recipe` (names aside), or
+        that recipe without its final ``cast float32`` (a pruned or empty fp32 recipe).
+        """
+        steps = list(recipe.steps)
+        pruning, sparsity = "none", 0.0
+        if steps and steps[0].method in ("magnitude", "wanda", "nm"):
+            first = steps.pop(0).params()
+            if "sparsity" in first:
+                pruning, sparsity = recipe.steps[0].method, _round_sparsity(first["sparsity"])
+            else:
+                pruning = "nm-2:4"
+        if len(steps) > 1:
+            return None
+        quant = "fp32" if not steps else _quantization_of(Recipe((steps[0],)).hash)
+        if quant is None:
+            return None
+        point = SpacePoint(pruning, sparsity, quant)
+        if not self.contains(point):
+            return None
+        canonical = self.to_recipe(point)
+        implicit_fp32 = Recipe(canonical.steps[:-1]) if quant == "fp32" else canonical
+        return point if recipe.hash in (canonical.hash, implicit_fp32.hash) else None
+
+    def key(self, recipe: Recipe) -> str:
+        """What identifies a recipe for de-duplication: its point label if in the space, else its hash."""
+        point = self.from_recipe(recipe)
+        return f"point:{point.label}" if point is not None else f"hash:{recipe.hash}"
+
+    def seeds(self) -> list[SpacePoint]:
+        """The known-good seed points that lie in this space, most informative first."""
+        return [p for p in SEED_POINTS if self.contains(p)]
+
+    def nearest(
+        self, target: SpacePoint, exclude: Sequence[SpacePoint] | set[SpacePoint]
+    ) -> SpacePoint | None:
+        """The grid point closest to ``target`` that is not in ``exclude`` (ties: grid order)."""
+        excluded = set(exclude)
+        candidates = [p for p in self.grid() if p not in excluded]
+        if not candidates:
+            return None
+        return min(candidates, key=lambda p: distance(p, target))
+
+
+def _quantization_of(step_hash: str) -> str | None:
+    """The quantization choice whose single step has this recipe hash, if any."""
+    for name, step in QUANTIZATION_STEPS.items():
+        if Recipe.from_steps([step]).hash == step_hash:
+            return name
+    return None
+
+
+def distance(a: SpacePoint, b: SpacePoint) -> float:
+    """A small, explicit metric: 1 per differing choice, plus the sparsity gap (0.1 = 0.25).
+
+    Quantizations of the same bit width are closer (0.5) than of different widths (1).
+    """
+    if a.quantization == b.quantization:
+        quant = 0.0
+    elif _QUANTIZATION_TO_BITS[a.quantization] == _QUANTIZATION_TO_BITS[b.quantization]:
+        quant = 0.5
+    else:
+        quant = 1.0
+    prune = 0.0 if a.pruning == b.pruning else 1.0
+    # Rounded so that equal distances tie exactly (then grid order decides).
+    return round(quant + prune + 2.5 * abs(a.effective_sparsity - b.effective_sparsity), 9)

@@ -1,0 +1,93 @@
+"""What the workflow's evaluate step calls: an :class:`Evaluator` turns a recipe into a measured result.
+
+:class:`CandidateEvaluator` is the product's implementation: it holds the run context that must not
+enter the graph state (the loaded base model, the energy meter, the measurement settings) and calls
+:func:`~agentic_compression.evaluation.candidate.evaluate_candidate`. Its ``config_hash`` identifies
+the evaluation settings (model hash included); every trial records it as provenance, and a resumed
+run refuses to continue under different settings.
+
+Example:
+    >>> base = load_model("smollm2-135m")                            # doctest: +SKIP
+    >>> evaluator = CandidateEvaluator(base, MeasureConfig(), CodeCarbonMeter("FRA"))  # doctest: +SKIP
+    >>> evaluator.evaluate(preset("nf4"), print).status             # doctest: +SKIP
+    'ok'
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+from abc import ABC, abstractmethod
+from collections.abc import Iterator
+from typing import Any
+
+from agentic_compression.carbon.energy_meter import CodeCarbonMeter, PhaseBox
+from agentic_compression.core.metrics import CandidateResult
+from agentic_compression.core.recipe import Recipe
+from agentic_compression.evaluation.candidate import MeasureConfig, Progress, evaluate_candidate
+from agentic_compression.models.loading import LoadedModel
+
+
+class Evaluator(ABC):
+    """Measures candidates for the workflow."""
+
+    @property
+    @abstractmethod
+    def config_hash(self) -> str:
+        """A stable hash of everything that decides the measurements (model, settings, grid)."""
+
+    @abstractmethod
+    def evaluate(self, recipe: Recipe, progress: Progress) -> CandidateResult:
+        """Compress and measure one candidate; a failure is a ``status="failed"`` result."""
+
+    @contextlib.contextmanager
+    def metered(self, phase: str) -> Iterator[PhaseBox]:
+        """Meter other work of the search (planner calls); the default measures nothing."""
+        yield PhaseBox()
+
+
+def evaluation_config_hash(model_hash: str, config: MeasureConfig, country_iso_code: str) -> str:
+    """SHA-256 (16 hex) over the base model hash and every measurement setting.
+
+    >>> evaluation_config_hash("abc", MeasureConfig(), "FRA") == evaluation_config_hash(
+    ...     "abc", MeasureConfig(), "FRA")
+    True
+    """
+    accuracy: dict[str, Any] | None = None
+    if config.accuracy is not None:
+        accuracy = config.accuracy.to_dict()
+        accuracy.pop("cache_path", None)  # where results are cached does not change them
+    payload = {
+        "model_hash": model_hash,
+        "latency": config.latency.model_dump() if config.latency else None,
+        "perplexity": config.perplexity.model_dump() if config.perplexity else None,
+        "accuracy": accuracy,
+        "calibration": config.calibration.description,
+        "seed": config.seed,
+        "country_iso_code": country_iso_code,
+    }
+    canonical = json.dumps(payload, sort_keys=True, separators=(",", ":"), default=str)
+    return hashlib.sha256(canonical.encode()).hexdigest()[:16]
+
+
+class CandidateEvaluator(Evaluator):
+    """Evaluates recipes on a loaded base model with one meter and one measurement config."""
+
+    def __init__(self, base: LoadedModel, config: MeasureConfig, meter: CodeCarbonMeter) -> None:
+        self.base = base
+        self.config = config
+        self.meter = meter
+        self._hash = evaluation_config_hash(base.model_hash, config, meter.country_iso_code)
+
+    @property
+    def config_hash(self) -> str:
+        return self._hash
+
+    def evaluate(self, recipe: Recipe, progress: Progress) -> CandidateResult:
+        return evaluate_candidate(self.base, recipe, self.config, self.meter, progress)
+
+    @contextlib.contextmanager
+    def metered(self, phase: str) -> Iterator[PhaseBox]:
+        with self.meter.phase(phase) as box:
+            yield box

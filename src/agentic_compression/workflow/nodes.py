@@ -1,0 +1,286 @@
+"""The steps of the search: plan -> evaluate -> update Pareto -> refine or stop -> (finish).
+
+Each node is a plain function of the state, the run context and the services it needs (planner,
+evaluator, store), returning a partial state update; ``graph.py`` binds the services. Evaluate takes
+one proposal per step, so every trial is its own checkpoint.
+
+Idempotency of evaluate: the trial is written to the results store *before* the step's checkpoint.
+If the process dies between the two, the resumed run repeats the step for the same trial number;
+the step finds the trial in the store and reuses it instead of measuring it again. So after a hard
+kill no trial is lost (it is either checkpointed or re-run) and none is repeated.
+
+Example:
+    >>> update = refine_or_stop(initial_state("r1"), context)       # doctest: +SKIP
+    >>> update                                                      # doctest: +SKIP
+    {}
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from typing import Any, Protocol, runtime_checkable
+
+from agentic_compression.core.objectives import MissingObjectiveError, objective_values
+from agentic_compression.core.provenance import now
+from agentic_compression.core.recipe import Recipe
+from agentic_compression.errors import AgenticCompressionError
+from agentic_compression.planning.base import Planner, TrialOutcome
+from agentic_compression.results.analysis import (
+    analyse,
+    constraints_for,
+    hypervolume_improved,
+    is_feasible,
+)
+from agentic_compression.results.records import TrialProvenance, TrialRecord
+from agentic_compression.results.store import ResultsStore
+from agentic_compression.workflow.evaluator import Evaluator
+from agentic_compression.workflow.state import (
+    PendingProposal,
+    RunContext,
+    SearchCost,
+    SearchState,
+    StopReason,
+    TrialSummary,
+    total_co2_kg,
+)
+
+
+class WorkflowStateError(AgenticCompressionError):
+    """The checkpoint and the results store disagree (they belong to different runs)."""
+
+
+@runtime_checkable
+class ReportsPlanningCarbon(Protocol):
+    """A planner that can say what its last ``propose`` call cost in CO2 elsewhere (for example an
+    LLM provider's estimate). Such estimates are charged to the carbon budget and kept apart from
+    what this machine measured."""
+
+    def last_call_co2_kg_estimate(self) -> float: ...
+
+
+def planner_reported_co2_kg(planner: Planner) -> float:
+    """The planner's own CO2 estimate for its last call, 0.0 if it reports none."""
+    if isinstance(planner, ReportsPlanningCarbon):
+        return float(planner.last_call_co2_kg_estimate())
+    return 0.0
+
+
+def _outcome(trial: TrialSummary) -> TrialOutcome:
+    return TrialOutcome(
+        number=trial["number"],
+        recipe=Recipe.from_dict(trial["recipe"]),
+        status=trial["status"],
+        objectives=dict(trial["objectives"] or {}),
+        feasible=trial["feasible"],
+        error=trial["error"],
+    )
+
+
+def plan(
+    state: SearchState, context: RunContext, planner: Planner, evaluator: Evaluator
+) -> dict[str, Any]:
+    """Ask the planner for the next recipes; a planner with nothing new stops the search."""
+    trials = state.get("trials", [])
+    count = max(1, min(context.proposals_per_call, context.budgets.max_trials - len(trials)))
+    context.on_progress(f"planning with {planner.name}")
+    started = time.perf_counter()
+    with evaluator.metered("planning") as box:
+        proposals = planner.propose([_outcome(t) for t in trials], context.goal, count)
+    seconds = time.perf_counter() - started
+    cost = SearchCost(seconds=seconds, planner_reported_co2_kg=planner_reported_co2_kg(planner))
+    if box.reading is not None:
+        cost["planning_co2_kg"] = box.reading.co2_kg
+        cost["planning_energy_kwh"] = box.reading.energy_kwh
+    seen = {t["recipe_hash"] for t in trials}
+    pending: list[PendingProposal] = []
+    for proposal in proposals[:count]:
+        if proposal.recipe.hash in seen:  # the interface forbids it; never evaluate twice anyway
+            continue
+        seen.add(proposal.recipe.hash)
+        pending.append(
+            PendingProposal(
+                recipe=proposal.recipe.to_dict(),
+                recipe_hash=proposal.recipe.hash,
+                planner=proposal.planner,
+                reasoning=proposal.reasoning,
+                tool_calls=list(proposal.tool_calls),
+            )
+        )
+    update: dict[str, Any] = {"pending": pending, "spent": cost}
+    if not pending:
+        update["stop_reason"] = "exhausted"
+    return update
+
+
+def _measure(
+    proposal: PendingProposal,
+    number: int,
+    state: SearchState,
+    context: RunContext,
+    evaluator: Evaluator,
+    store: ResultsStore,
+) -> TrialRecord:
+    run_id = state["run_id"]
+    recipe = Recipe.from_dict(proposal["recipe"])
+    prefix = f"trial {number} ({recipe.label})"
+
+    def progress(text: str) -> None:
+        store.set_progress(run_id, f"{prefix}: {text}")
+        context.on_progress(f"{prefix}: {text}")
+
+    progress("starting")
+    started = time.perf_counter()
+    result = evaluator.evaluate(recipe, progress)
+    seconds = time.perf_counter() - started
+    status, error, objectives = result.status, result.error, None
+    if status == "ok":
+        try:
+            objectives = objective_values(result)
+        except MissingObjectiveError as missing:
+            status, error = "failed", f"missing objective: {missing}"
+    record = TrialRecord(
+        run_id=run_id,
+        number=number,
+        recipe=result.recipe,
+        recipe_hash=result.recipe_hash,
+        candidate_id=result.candidate_id,
+        status=status,
+        error=error,
+        objectives=objectives,
+        seconds=seconds,
+        provenance=TrialProvenance(
+            planner=proposal["planner"],
+            reasoning=proposal["reasoning"],
+            tool_calls=tuple(proposal["tool_calls"]),
+            evaluation_config_hash=evaluator.config_hash,
+            recipe_hash=result.recipe_hash,
+        ),
+        result=result,
+        created_at=now(),
+    )
+    return store.save_trial(record)
+
+
+def write_knowledge(context: RunContext, trial: TrialRecord) -> None:
+    """A readable record of a failed trial under the run's ``knowledge/`` folder."""
+    folder = context.knowledge_dir
+    folder.mkdir(parents=True, exist_ok=True)
+    label = trial.recipe.get("name") or "+".join(s["method"] for s in trial.recipe["steps"])
+    text = "\n".join(
+        [
+            f"# Trial {trial.number} failed: {label or 'base'}",
+            "",
+            f"- run: `{trial.run_id}`",
+            f"- candidate: `{trial.candidate_id}` (recipe hash `{trial.recipe_hash}`)",
+            f"- failed phase: {trial.result.failed_phase or 'objectives'}",
+            f"- error: {trial.error}",
+            f"- planner: {trial.provenance.planner}",
+            f"- planner reasoning: {trial.provenance.reasoning or '(none given)'}",
+            f"- evaluation config hash: `{trial.provenance.evaluation_config_hash}`",
+            f"- recorded: {trial.created_at}",
+            "",
+            "The trial is kept in the results store as a failure; it is not a Pareto point.",
+            "",
+            "```json",
+            json.dumps({"recipe": trial.recipe, "error": trial.error}, indent=2),
+            "```",
+            "",
+        ]
+    )
+    (folder / f"trial-{trial.number:04d}-{trial.recipe_hash}.md").write_text(text)
+
+
+def evaluate(
+    state: SearchState, context: RunContext, evaluator: Evaluator, store: ResultsStore
+) -> dict[str, Any]:
+    """Measure the first pending proposal as the next trial (or reuse it from the store)."""
+    pending = state.get("pending", [])
+    if not pending:
+        raise WorkflowStateError("evaluate was reached with no pending proposal")
+    proposal, rest = pending[0], pending[1:]
+    number = len(state.get("trials", []))
+    trial = store.get_trial(state["run_id"], number)
+    if trial is None:
+        trial = _measure(proposal, number, state, context, evaluator, store)
+    if trial.recipe_hash != proposal["recipe_hash"]:
+        raise WorkflowStateError(
+            f"run {state['run_id']}: stored trial {number} has recipe {trial.recipe_hash} but the "
+            f"checkpoint planned {proposal['recipe_hash']}; the store and checkpoint do not match"
+        )
+    if trial.status == "failed":
+        write_knowledge(context, trial)
+    constraints = constraints_for(context.goal)
+    summary = TrialSummary(
+        number=number,
+        recipe=trial.recipe,
+        recipe_hash=trial.recipe_hash,
+        candidate_id=trial.candidate_id,
+        status=trial.status,
+        objectives=trial.objectives,
+        feasible=trial.objectives is not None and is_feasible(trial.objectives, constraints),
+        error=trial.error,
+        planner=trial.provenance.planner,
+        reasoning=trial.provenance.reasoning,
+        co2_kg=trial.search_co2_kg,
+        energy_kwh=trial.search_energy_kwh,
+        seconds=trial.seconds,
+    )
+    cost = SearchCost(
+        trial_co2_kg=trial.search_co2_kg,
+        trial_energy_kwh=trial.search_energy_kwh,
+        seconds=trial.seconds,
+    )
+    return {"trials": [summary], "pending": rest, "spent": cost}
+
+
+def measured(trials: list[TrialSummary]) -> list[tuple[str, dict[str, float]]]:
+    """``(candidate id, objectives)`` of the trials that have objective values."""
+    return [(t["candidate_id"], t["objectives"]) for t in trials if t["objectives"] is not None]
+
+
+def update_pareto(state: SearchState, context: RunContext) -> dict[str, Any]:
+    """Recompute the feasible front and count trials since the hypervolume last grew."""
+    trials = state.get("trials", [])
+    constraints = constraints_for(context.goal)
+    analysis = analyse(measured(trials), constraints)
+    improved = bool(trials) and hypervolume_improved(
+        measured(trials[:-1]), measured(trials), constraints
+    )
+    stale = 0 if improved else state.get("trials_without_improvement", 0) + 1
+    return {
+        "front_ids": list(analysis.front_ids),
+        "hypervolume": analysis.hypervolume,
+        "reference_point": analysis.reference_point,
+        "trials_without_improvement": stale,
+    }
+
+
+def budget_reached(state: SearchState, context: RunContext) -> StopReason | None:
+    """The first budget reached, in the order carbon, trials, time, convergence."""
+    budgets = context.budgets
+    spent = state.get("spent", SearchCost())
+    if budgets.carbon_kg is not None and total_co2_kg(spent) >= budgets.carbon_kg:
+        return "carbon_budget"
+    if len(state.get("trials", [])) >= budgets.max_trials:
+        return "trial_budget"
+    if budgets.time_s is not None and spent.get("seconds", 0.0) >= budgets.time_s:
+        return "time_budget"
+    stale = state.get("trials_without_improvement", 0)
+    if budgets.patience is not None and state.get("front_ids") and stale >= budgets.patience:
+        return "converged"
+    return None
+
+
+def refine_or_stop(state: SearchState, context: RunContext) -> dict[str, Any]:
+    """Record the stop reason when a budget is reached; otherwise the search goes on."""
+    if state.get("stop_reason"):
+        return {}
+    reason = budget_reached(state, context)
+    return {"stop_reason": reason} if reason is not None else {}
+
+
+def finish(state: SearchState, store: ResultsStore) -> dict[str, Any]:
+    """Mark the run finished in the store, with its stop reason."""
+    store.end_run(state["run_id"], "finished", stop_reason=state.get("stop_reason"))
+    return {}

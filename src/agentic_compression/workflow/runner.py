@@ -1,0 +1,285 @@
+"""Start, resume and finish a search run: settings, checkpointer, graph, outputs.
+
+:class:`SearchSettings` is everything a run was asked for; it is stored (as JSON) in the run's row
+of the results store, so ``resume RUN_ID`` rebuilds the same planner, evaluator, goal and budgets.
+:func:`run_search` drives the compiled graph with ``durability="sync"`` and works out from the
+checkpoint whether to start, continue or only re-export a finished run.
+
+How resume works: the checkpointer holds the graph state after every step (trial summaries,
+pending proposals, spent budget, convergence counter). A resumed run continues from the last
+checkpoint. If the process died while a trial was being measured, that trial is measured again
+under the same number; if it died after the trial was stored but before its checkpoint, the
+evaluate step finds it in the results store and reuses it (see ``workflow.nodes``).
+
+Example:
+    >>> settings = SearchSettings(model="smollm2-135m", max_trials=8)   # doctest: +SKIP
+    >>> outcome = run_search(run, settings, planner, evaluator, store)  # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import socket
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from agentic_compression.core.provenance import now
+from agentic_compression.errors import UserInputError
+from agentic_compression.planning.base import Planner, PlanningGoal
+from agentic_compression.results.export import RunOutputs, write_run_outputs
+from agentic_compression.results.records import RunRecord, TrialRecord
+from agentic_compression.results.store import ResultsStore
+from agentic_compression.workflow.checkpointer import make_checkpointer
+from agentic_compression.workflow.evaluator import Evaluator
+from agentic_compression.workflow.graph import build_workflow, run_config
+from agentic_compression.workflow.state import (
+    Budgets,
+    RunContext,
+    SearchCost,
+    SearchState,
+    TrialSummary,
+    cost_dict,
+    initial_state,
+)
+
+if TYPE_CHECKING:
+    from agentic_compression.evaluation.candidate import MeasureConfig
+
+SelectionPreset = Literal["accuracy", "carbon", "balanced", "efficiency"]
+
+
+class SearchSettings(BaseModel):
+    """What a run was asked for (the CLI's options), stored with the run."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    model: str = "smollm2-135m"
+    max_trials: int = Field(12, ge=1)
+    #: kg CO2 the search itself may emit (trials + planner calls); None: no carbon budget.
+    carbon_budget_kg: float | None = Field(0.1, gt=0)
+    time_budget_min: float | None = Field(None, gt=0)
+    patience: int | None = Field(6, ge=1)
+    planner: str = "offline"
+    objective: str = "balanced accuracy and carbon"
+    accuracy_threshold: float | None = None
+    max_memory_mb: float | None = Field(None, gt=0)
+    max_latency_ms: float | None = Field(None, gt=0)
+    tasks: str = "arc_easy"
+    limit: int | None = Field(100, ge=1)
+    data_dir: str | None = None
+    country: str = "USA"
+    seed: int = 0
+    select: SelectionPreset = "balanced"
+    device: str = "cpu"
+    proposals_per_call: int = Field(2, ge=1)
+    # Measurement settings (hidden CLI options; small values make quick tests).
+    ppl_windows: int = Field(16, ge=1)
+    ppl_seq_len: int = Field(512, ge=16)
+    latency_prompt_tokens: int = Field(128, ge=1)
+    latency_new_tokens: int = Field(32, ge=2)
+    latency_repeats: int = Field(3, ge=1)
+    latency_warmup: int = Field(1, ge=0)
+    #: Where the run's checkpoints live (password removed: pass it again to resume).
+    checkpoint_url: str | None = None
+    run_dir: str | None = None
+
+    def goal(self) -> PlanningGoal:
+        """The planning goal: objective text and constraints (memory in MB of 10^6 bytes)."""
+        return PlanningGoal(
+            objective=self.objective,
+            accuracy_threshold=self.accuracy_threshold,
+            max_memory_bytes=self.max_memory_mb * 1e6 if self.max_memory_mb is not None else None,
+            max_latency_ms=self.max_latency_ms,
+        )
+
+    def budgets(self) -> Budgets:
+        return Budgets(
+            max_trials=self.max_trials,
+            carbon_kg=self.carbon_budget_kg,
+            time_s=self.time_budget_min * 60 if self.time_budget_min is not None else None,
+            patience=self.patience,
+        )
+
+    def measure_config(self) -> MeasureConfig:
+        """What each candidate is measured on (accuracy tasks, perplexity, latency)."""
+        from agentic_compression.evaluation.accuracy import AccuracyConfig
+        from agentic_compression.evaluation.candidate import MeasureConfig
+        from agentic_compression.evaluation.latency import LatencyConfig
+        from agentic_compression.evaluation.perplexity import PerplexityConfig
+
+        data_dir = Path(self.data_dir) if self.data_dir else None
+        # The objectives need accuracy, so tasks are mandatory (validated by from_cli).
+        if hasattr(AccuracyConfig, "from_cli"):
+            accuracy = AccuracyConfig.from_cli(
+                self.tasks, limit=self.limit, data_dir=data_dir, seed=self.seed
+            )
+        else:  # until evaluation.accuracy ships from_cli (same arguments)
+            accuracy = AccuracyConfig.from_task_string(
+                self.tasks, limit=self.limit, data_dir=data_dir, seed=self.seed
+            )
+        return MeasureConfig(
+            latency=LatencyConfig(
+                prompt_tokens=self.latency_prompt_tokens,
+                new_tokens=self.latency_new_tokens,
+                warmup=self.latency_warmup,
+                repeats=self.latency_repeats,
+            ),
+            perplexity=PerplexityConfig(windows=self.ppl_windows, seq_len=self.ppl_seq_len),
+            accuracy=accuracy,
+            seed=self.seed,
+        )
+
+
+def new_run_id() -> str:
+    """A sortable, unique run id: UTC time and 6 random hex digits (``20250101-120000-1a2b3c``)."""
+    return f"{datetime.now(UTC):%Y%m%d-%H%M%S}-{secrets.token_hex(3)}"
+
+
+def default_checkpoint_url(run_dir: Path) -> str:
+    """``sqlite:///<run_dir>/checkpoint.sqlite`` with an absolute path (resume from anywhere)."""
+    return f"sqlite:///{(run_dir / 'checkpoint.sqlite').resolve()}"
+
+
+def create_run(
+    store: ResultsStore, run_id: str, settings: SearchSettings, evaluation_config_hash: str
+) -> RunRecord:
+    """Store a new run (status ``running``) and return it."""
+    stamp = now()
+    config = settings.model_dump(mode="json")
+    config["evaluation_config_hash"] = evaluation_config_hash
+    run = RunRecord(
+        run_id=run_id, model=settings.model, config=config, status="running",
+        pid=os.getpid(), host=socket.gethostname(), created_at=stamp, updated_at=stamp,
+    )  # fmt: skip
+    store.create_run(run)
+    return run
+
+
+def settings_of(run: RunRecord) -> SearchSettings:
+    """The settings a run was started with."""
+    config = {k: v for k, v in run.config.items() if k != "evaluation_config_hash"}
+    return SearchSettings.model_validate(config)
+
+
+def effective_status(run: RunRecord) -> str:
+    """The stored status, except that a ``running`` run whose process is gone is ``interrupted``."""
+    if run.status != "running" or run.pid is None or run.host != socket.gethostname():
+        return run.status
+    try:
+        os.kill(run.pid, 0)
+    except ProcessLookupError:
+        return "interrupted"
+    except PermissionError:
+        pass  # alive, owned by someone else
+    return run.status
+
+
+@dataclass
+class SearchOutcome:
+    """What a finished (or re-exported) run hands back."""
+
+    run: RunRecord
+    state: SearchState
+    trials: list[TrialRecord]
+    outputs: RunOutputs
+
+
+@dataclass(frozen=True)
+class Callbacks:
+    """Live feedback for the CLI; neither is stored."""
+
+    on_progress: Callable[[str], None] = field(default=lambda _: None)
+    on_trial: Callable[[TrialSummary], None] = field(default=lambda _: None)
+
+
+def _paths(run: RunRecord, checkpoint_url: str | None) -> tuple[SearchSettings, Path, str]:
+    settings = settings_of(run)
+    run_dir = Path(settings.run_dir) if settings.run_dir else Path("runs") / run.run_id
+    url = checkpoint_url or settings.checkpoint_url or default_checkpoint_url(run_dir)
+    return settings, run_dir, url
+
+
+def export_run(
+    run_id: str, store: ResultsStore, *, checkpoint_url: str | None = None, plots: bool = True
+) -> SearchOutcome:
+    """Write a run's outputs from the store and its last checkpoint (no model is loaded).
+
+    >>> outcome = export_run("20250101-120000-1a2b3c", store)   # doctest: +SKIP
+    """
+    run = store.get_run(run_id)
+    if run is None:
+        raise UserInputError(
+            f"no run {run_id!r} in this store; list runs with `agentic-compress runs`"
+        )
+    settings, run_dir, url = _paths(run, checkpoint_url)
+    with make_checkpointer(url) as saver:
+        saved = saver.get_tuple(run_config(run_id, settings.max_trials))
+    values: Any = saved.checkpoint["channel_values"] if saved is not None else {}
+    state = SearchState(**{k: v for k, v in values.items() if k in SearchState.__annotations__})
+    trials = store.list_trials(run_id)
+    spent = cost_dict(state.get("spent", SearchCost()))
+    outputs = write_run_outputs(
+        run_dir, run, trials, spent, settings.goal(), settings.select, plots=plots
+    )
+    return SearchOutcome(run, state, trials, outputs)
+
+
+def run_search(
+    run: RunRecord,
+    planner: Planner,
+    evaluator: Evaluator,
+    store: ResultsStore,
+    *,
+    checkpoint_url: str | None = None,
+    callbacks: Callbacks | None = None,
+    plots: bool = True,
+) -> SearchOutcome:
+    """Start or continue ``run`` until a budget stops it, then write its outputs.
+
+    ``checkpoint_url`` overrides the stored one (needed when it had a password).
+    """
+    settings, run_dir, url = _paths(run, checkpoint_url)
+    stored_hash = run.config.get("evaluation_config_hash")
+    if stored_hash is not None and stored_hash != evaluator.config_hash:
+        raise UserInputError(
+            f"run {run.run_id} was measured under evaluation settings {stored_hash}; these are "
+            f"{evaluator.config_hash} (a different model or measurement settings); start a new run"
+        )
+    feedback = callbacks or Callbacks()
+    context = RunContext(
+        run_dir=run_dir,
+        goal=settings.goal(),
+        budgets=settings.budgets(),
+        proposals_per_call=settings.proposals_per_call,
+        on_progress=feedback.on_progress,
+    )
+    config = run_config(run.run_id, settings.max_trials)
+    with make_checkpointer(url) as saver:
+        workflow = build_workflow(planner, evaluator, store, saver)
+        snapshot = workflow.get_state(config)
+        # No checkpoint yet: start; a checkpoint with steps left: continue (input None).
+        start: SearchState | None = None if snapshot.values else initial_state(run.run_id)
+        if snapshot.next or not snapshot.values:
+            store.mark_running(run.run_id, os.getpid(), socket.gethostname())
+            try:
+                for chunk in workflow.stream(
+                    start, config, context=context, durability="sync", stream_mode="updates"
+                ):
+                    update = chunk.get("evaluate") if isinstance(chunk, dict) else None
+                    if update and update.get("trials"):
+                        feedback.on_trial(update["trials"][-1])
+            except KeyboardInterrupt:
+                store.end_run(run.run_id, "interrupted", error="interrupted by the user")
+                raise
+            except Exception as error:
+                store.end_run(run.run_id, "failed", error=f"{type(error).__name__}: {error}")
+                raise
+        else:  # the graph finished but the store was not told (killed right after the last step)
+            store.end_run(run.run_id, "finished", stop_reason=snapshot.values.get("stop_reason"))
+    return export_run(run.run_id, store, checkpoint_url=url, plots=plots)

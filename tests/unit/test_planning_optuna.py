@@ -1,0 +1,169 @@
+"""Offline (Optuna) and random planners, driven by an analytic fake of the measurements.
+
+The fake stands in for compress-and-measure (the expensive boundary); it has the shape of the real
+trade-offs: fewer bits -> smaller and mostly faster, more sparsity -> less accurate, int8 dynamic fast
+but lossy, magnitude pruning worse than Wanda.
+"""
+
+from __future__ import annotations
+
+import statistics
+
+import pytest
+
+from agentic_compression.compression.presets import preset
+from agentic_compression.core.pareto import DEFAULT_OBJECTIVES, Point, hypervolume
+from agentic_compression.planning.base import PlanningGoal, TrialOutcome
+from agentic_compression.planning.optuna_planner import OptunaPlanner, goal_constraints
+from agentic_compression.planning.random_planner import RandomPlanner
+from agentic_compression.planning.space import SearchSpace, SpacePoint
+
+QUANT_LOSS = {"fp32": 0.0, "bf16": 0.002, "int8_weight_only": 0.004, "int8_dynamic": 0.06,
+              "bnb_8bit": 0.01, "nf4": 0.04, "fp4": 0.08}  # fmt: skip
+DECODE_MS = {"fp32": 37, "bf16": 45, "int8_weight_only": 60, "int8_dynamic": 26, "bnb_8bit": 90,
+             "nf4": 32, "fp4": 33}  # fmt: skip
+SIZE_MB = {"fp32": 538, "bf16": 270, "int8_weight_only": 249, "int8_dynamic": 249, "bnb_8bit": 250,
+           "nf4": 173, "fp4": 173}  # fmt: skip
+PRUNE_LOSS = {"none": 0.0, "magnitude": 0.5, "wanda": 0.25, "nm-2:4": 0.35}
+REFERENCE = {"accuracy": 0.3, "latency_ms": 100.0, "memory_bytes": 600e6, "energy_kwh": 1e-3,
+             "co2_kg": 4e-4}  # fmt: skip
+SPACE = SearchSpace()
+
+
+def fake_objectives(point: SpacePoint) -> dict[str, float]:
+    sparsity = point.effective_sparsity
+    latency = DECODE_MS[point.quantization] * (1 - 0.1 * sparsity)
+    return {
+        "accuracy": 0.55 - QUANT_LOSS[point.quantization] - PRUNE_LOSS[point.pruning] * sparsity**2,
+        "latency_ms": latency,
+        "memory_bytes": SIZE_MB[point.quantization] * 1e6,
+        "energy_kwh": latency * 1e-5,
+        "co2_kg": latency * 4e-6,
+    }
+
+
+def outcome(number: int, point: SpacePoint | None) -> TrialOutcome:
+    assert point is not None, "the planner proposed a recipe outside the space"
+    return TrialOutcome(number, SPACE.to_recipe(point), "ok", fake_objectives(point))
+
+
+def run(planner: OptunaPlanner | RandomPlanner, trials: int, batch: int = 1) -> list[TrialOutcome]:
+    history: list[TrialOutcome] = []
+    while len(history) < trials:
+        for proposal in planner.propose(history, PlanningGoal(), batch):
+            point = SPACE.from_recipe(proposal.recipe)
+            assert point is not None
+            history.append(outcome(len(history), point))
+    return history
+
+
+def hv(history: list[TrialOutcome]) -> float:
+    points = [Point(str(o.number), o.objectives) for o in history]
+    return hypervolume(points, DEFAULT_OBJECTIVES, REFERENCE)
+
+
+def test_seeds_come_first_then_samples() -> None:
+    history = run(OptunaPlanner(seed=0), trials=6)
+    assert [o.recipe.label for o in history[:4]] == ["fp32", "int8", "nf4", "wanda-30+int8"]
+    proposals = OptunaPlanner(seed=0).propose([], PlanningGoal(), count=5)
+    assert "known-good seed 1/4" in proposals[0].reasoning
+    assert "random start-up sample" in proposals[4].reasoning
+    assert all(p.planner == "offline" for p in proposals)
+
+
+def test_seeds_already_tried_are_skipped() -> None:
+    history = [
+        TrialOutcome(0, preset("fp32"), "ok", fake_objectives(SpacePoint("none", 0, "fp32")))
+    ]
+    labels = [p.recipe.label for p in OptunaPlanner(seed=0).propose(history, PlanningGoal(), 2)]
+    assert labels == ["int8", "nf4"]
+
+
+def test_never_repeats_respects_count_and_is_deterministic() -> None:
+    first = run(OptunaPlanner(seed=7), trials=24, batch=3)
+    again = run(OptunaPlanner(seed=7), trials=24, batch=3)
+    other = run(OptunaPlanner(seed=8), trials=24, batch=3)
+    hashes = [o.recipe.hash for o in first]
+    assert len(hashes) == 24 and len(set(hashes)) == 24
+    assert hashes == [o.recipe.hash for o in again]
+    assert hashes != [o.recipe.hash for o in other]
+    assert OptunaPlanner(seed=7).propose(first, PlanningGoal(), 0) == []
+    assert len(OptunaPlanner(seed=7).propose(first, PlanningGoal(), 5)) == 5
+
+
+def test_exhausting_a_small_grid_falls_back_to_nearest_then_stops() -> None:
+    space = SearchSpace(pruning=("none",), quantizations=("fp32", "bf16", "nf4"))
+    history = [
+        outcome(0, SpacePoint("none", 0.0, "fp32")),
+        outcome(1, SpacePoint("none", 0.0, "nf4")),
+    ]
+    routes = []
+    for seed in range(10):
+        planner = OptunaPlanner(seed=seed, space=space, max_reasks=1, use_seeds=False)
+        proposals = planner.propose(history, PlanningGoal(), count=3)
+        assert [p.recipe.label for p in proposals] == ["bf16"]  # the one untried point, once
+        routes.append("nearest untried grid point" in proposals[0].reasoning)
+    assert any(routes) and not all(routes)  # some samples hit tried points and fell back
+    history.append(outcome(2, SpacePoint("none", 0.0, "bf16")))
+    assert OptunaPlanner(seed=0, space=space).propose(history, PlanningGoal(), count=1) == []
+
+
+def test_history_from_elsewhere_is_replayed_or_ignored() -> None:
+    history = [
+        outcome(0, SpacePoint("none", 0.0, "fp32")),
+        TrialOutcome(1, SPACE.to_recipe(SpacePoint("none", 0.0, "fp4")), "failed", error="boom"),
+        TrialOutcome(2, preset("4of8"), "ok", fake_objectives(SpacePoint("nm-2:4", 0, "fp32"))),
+    ]
+    proposals = OptunaPlanner(seed=0).propose(history, PlanningGoal(accuracy_threshold=0.5), 4)
+    assert "fp32" not in [p.recipe.label for p in proposals]
+    reasoning = proposals[-1].reasoning
+    assert "1 trials replayed" in reasoning and "1 failed" in reasoning
+    assert "1 outside the space ignored" in reasoning and "accuracy >= 0.5" in reasoning
+
+
+def test_goal_constraints_are_relative_violations() -> None:
+    goal = PlanningGoal(accuracy_threshold=0.5, max_memory_bytes=200e6, max_latency_ms=40.0)
+    values = {"accuracy": 0.45, "memory_bytes": 300e6, "latency_ms": 20.0}
+    assert goal_constraints(goal, values, feasible=True) == {
+        "accuracy": pytest.approx(0.1),
+        "memory_bytes": pytest.approx(0.5),
+        "latency_ms": pytest.approx(-0.5),
+        "feasible": 0.0,
+    }
+    assert goal_constraints(PlanningGoal(), values, feasible=False) == {"feasible": 1.0}
+
+
+def test_constraints_steer_towards_feasible_recipes() -> None:
+    # Memory limit 200 MB: only the 4-bit recipes are feasible (173 MB in the fake).
+    def feasible_late_trials(goal: PlanningGoal, seed: int) -> int:
+        planner = OptunaPlanner(seed=seed)
+        history: list[TrialOutcome] = []
+        while len(history) < 20:
+            proposal = planner.propose(history, goal, 1)[0]
+            history.append(outcome(len(history), SPACE.from_recipe(proposal.recipe)))
+        return sum(o.objectives["memory_bytes"] <= 200e6 for o in history[10:])
+
+    limited = [feasible_late_trials(PlanningGoal(max_memory_bytes=200e6), s) for s in range(3)]
+    free = [feasible_late_trials(PlanningGoal(), s) for s in range(3)]
+    assert statistics.mean(limited) >= statistics.mean(free) + 2, (limited, free)
+
+
+def test_moves_toward_better_regions_than_random_search() -> None:
+    seeds = range(3)
+    optuna_hv = statistics.mean(hv(run(OptunaPlanner(seed=s), 20)) for s in seeds)
+    random_hv = statistics.mean(hv(run(RandomPlanner(seed=s), 20)) for s in seeds)
+    full = hv([outcome(i, p) for i, p in enumerate(SPACE.grid())])
+    assert optuna_hv > random_hv
+    assert optuna_hv / full > 0.9
+
+
+def test_random_planner_is_seeded_and_never_repeats() -> None:
+    first = run(RandomPlanner(seed=1), 30, batch=4)
+    assert len({o.recipe.hash for o in first}) == 32
+    assert [o.recipe.hash for o in first] == [
+        o.recipe.hash for o in run(RandomPlanner(seed=1), 30, 4)
+    ]
+    space = SearchSpace(pruning=("none",), quantizations=("fp32", "nf4"))
+    proposals = RandomPlanner(seed=0, space=space).propose([], PlanningGoal(), count=5)
+    assert sorted(p.recipe.label for p in proposals) == ["fp32", "nf4"]
+    assert proposals[0].planner == "random" and "uniform random (seed 0)" in proposals[0].reasoning
