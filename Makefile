@@ -19,9 +19,9 @@ $(STAMP): requirements-lock.txt pyproject.toml
 	$(PY) -m pip install --quiet --no-deps -e .
 	touch $(STAMP)
 
-# The default job: until the search lands, compare a default recipe with the fp32 baseline.
+# The default job: an 8-trial offline search on the embedded model (results under ./runs/).
 run: setup
-	$(BIN)/agentic-compress evaluate --model smollm2-135m --baseline --recipe wanda-30+int8
+	$(BIN)/agentic-compress run --model smollm2-135m --max-trials 8
 
 # Unit and integration tests (integration tests use the embedded model and ../shared/benchmarks).
 test: setup

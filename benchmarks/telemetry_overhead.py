@@ -69,22 +69,25 @@ def main() -> None:
             assert box.reading is not None
             energy_kwh.append(box.reading.energy_kwh)
 
-    def timed(run: Callable[[], None]) -> float:
-        begin = time.perf_counter()
+    def timed(run: Callable[[], None]) -> tuple[float, float]:
+        """Wall-clock and CPU seconds of this process (all its threads, the meter's included)."""
+        wall, cpu = time.perf_counter(), time.process_time()
         run()
-        return time.perf_counter() - begin
+        return time.perf_counter() - wall, time.process_time() - cpu
 
     timed(untracked), timed(tracked)  # warm-up
     times: dict[str, list[float]] = {"untracked": [], "tracked": []}
+    cpu_times: dict[str, list[float]] = {"untracked": [], "tracked": []}
     pair_ratios = []
     for index in range(pairs):
         order = ("untracked", "tracked") if index % 2 == 0 else ("tracked", "untracked")
         pair = {kind: timed(untracked if kind == "untracked" else tracked) for kind in order}
-        for kind, seconds in pair.items():
-            times[kind].append(seconds)
-        pair_ratios.append(pair["tracked"] / pair["untracked"])
-        print(f"pair {index + 1}/{pairs}: untracked {pair['untracked']:.2f}s, "
-              f"tracked {pair['tracked']:.2f}s", flush=True)  # fmt: skip
+        for kind, (wall_s, cpu_s) in pair.items():
+            times[kind].append(wall_s)
+            cpu_times[kind].append(cpu_s)
+        pair_ratios.append(pair["tracked"][0] / pair["untracked"][0])
+        print(f"pair {index + 1}/{pairs}: untracked {pair['untracked'][0]:.2f}s, "
+              f"tracked {pair['tracked'][0]:.2f}s", flush=True)  # fmt: skip
     empty_phase_ms = []
     for _ in range(20):
         begin = time.perf_counter()
@@ -108,6 +111,11 @@ def main() -> None:
         "meter_label": meter.label,
         "meter_setup_s": round(meter_setup_s, 3),
         "empty_phase_ms_median": round(statistics.median(empty_phase_ms), 3),
+        # Start+stop of the two phases of a tracked run, as a fraction of an untracked run: the part
+        # of the overhead that does not depend on how long the work runs.
+        "phase_fixed_cost_fraction": round(
+            2 * statistics.median(empty_phase_ms) / 1000 / median["untracked"], 6
+        ),
         "pairs": pairs,
         "order": "ABBA (untracked, tracked, tracked, untracked, ...) after one warm-up of each",
         "work": "measure_latency (64-token prompt, 16 new tokens, 1 warm-up + 2 repeats) then "
@@ -122,6 +130,11 @@ def main() -> None:
             }
             for kind, values in times.items()
         },
+        # CPU time is less sensitive than wall time to other processes sharing the cores.
+        "cpu_seconds": {kind: round(statistics.median(v), 3) for kind, v in cpu_times.items()},
+        "cpu_overhead_ratio": round(
+            statistics.median(cpu_times["tracked"]) / statistics.median(cpu_times["untracked"]), 4
+        ),
         "pair_ratio": {
             "median": round(statistics.median(pair_ratios), 4),
             "min": round(min(pair_ratios), 4),

@@ -86,6 +86,13 @@ def test_from_task_string_is_from_cli() -> None:
     )
 
 
+def test_configs_are_hashable_values() -> None:
+    first = AccuracyConfig((TaskSpec("gsm8k", gen_kwargs={"max_gen_toks": 8}),), limit=3)
+    second = AccuracyConfig((TaskSpec("gsm8k", gen_kwargs={"max_gen_toks": 8}),), limit=3)
+    assert first == second and hash(first) == hash(second)
+    assert first != AccuracyConfig((TaskSpec("gsm8k", gen_kwargs={"max_gen_toks": 9}),), limit=3)
+
+
 def test_metric_selection() -> None:
     assert [m.key for m in TaskSpec("arc_easy").selected_metrics() or ()] == ["acc,none"]
     assert [m.key for m in TaskSpec("arc_challenge").selected_metrics() or ()] == ["acc_norm,none"]

@@ -24,8 +24,14 @@ def _cli(*args: str) -> subprocess.CompletedProcess[str]:
     ("args", "fragment"),
     [
         (["evaluate", "--recipe", "nf5"], "unknown recipe preset 'nf5'"),
-        (["evaluate", "--recipe", '{"steps": [{"method": "wanda", "sparsity": 2}]}'], "bad parameters for method 'wanda'"),
-        (["evaluate", "--recipe", "nf4", "--model", "./no/such/folder"], "neither a model folder nor a .gguf file"),
+        (
+            ["evaluate", "--recipe", '{"steps": [{"method": "wanda", "sparsity": 2}]}'],
+            "bad parameters for method 'wanda'",
+        ),
+        (
+            ["evaluate", "--recipe", "nf4", "--model", "./no/such/folder"],
+            "neither a model folder nor a .gguf file",
+        ),
         (["evaluate", "--recipe", "nf4", "--country", "XXX"], "unknown country code 'XXX'"),
     ],
 )
@@ -48,7 +54,15 @@ def test_unknown_hub_model_is_a_user_error(tmp_path) -> None:  # type: ignore[no
 def test_methods_lists_every_method_and_preset() -> None:
     result = RUNNER.invoke(app, ["methods"], terminal_width=200)
     assert result.exit_code == 0
-    for name in ("int8_weight_only", "bnb_4bit", "wanda", "nm", "magnitude", "cast", "wanda-30+int8"):
+    for name in (
+        "int8_weight_only",
+        "bnb_4bit",
+        "wanda",
+        "nm",
+        "magnitude",
+        "cast",
+        "wanda-30+int8",
+    ):
         assert name in result.output
 
 

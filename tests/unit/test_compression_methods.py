@@ -67,8 +67,8 @@ def test_wanda_differs_from_magnitude(tiny_llama, embedded_tokenizer) -> None:  
     wanda, magnitude = tiny_llama, copy.deepcopy(tiny_llama)
     _apply(wanda, embedded_tokenizer, [{"method": "wanda", "sparsity": 0.5, **SMALL_CALIBRATION}])
     _apply(magnitude, embedded_tokenizer, [{"method": "magnitude", "sparsity": 0.5}])
-    masks_w = [(l.weight == 0) for _, l in linear_layers(decoder_blocks(wanda))]
-    masks_m = [(l.weight == 0) for _, l in linear_layers(decoder_blocks(magnitude))]
+    masks_w = [(layer.weight == 0) for _, layer in linear_layers(decoder_blocks(wanda))]
+    masks_m = [(layer.weight == 0) for _, layer in linear_layers(decoder_blocks(magnitude))]
     differing = sum(int((a != b).sum()) for a, b in zip(masks_w, masks_m, strict=True))
     assert differing > 0, "activation-aware scores chose exactly the magnitude mask"
 
@@ -84,12 +84,14 @@ def test_wanda_differs_from_magnitude(tiny_llama, embedded_tokenizer) -> None:  
         ([{"method": "cast", "dtype": "bfloat16"}], 0.55),
     ],
 )
-def test_quantization_shrinks_serialized_size(tiny_model, embedded_tokenizer, steps, max_size_ratio) -> None:  # type: ignore[no-untyped-def]
+def test_quantization_shrinks_serialized_size(
+    tiny_model, embedded_tokenizer, steps, max_size_ratio
+) -> None:  # type: ignore[no-untyped-def]
     # The tiny models are dominated by their (unquantized) embeddings; compare linear-layer bytes.
     reports, before, after = _apply(tiny_model, embedded_tokenizer, steps)
     assert after.serialized_bytes < before.serialized_bytes
     linear_bytes = sum(
-        l.weight.numel() * 4 for _, l in linear_layers(decoder_blocks(tiny_model))
+        layer.weight.numel() * 4 for _, layer in linear_layers(decoder_blocks(tiny_model))
     )  # fp32 bytes of the quantized layers (logical shape)
     saved = before.serialized_bytes - after.serialized_bytes
     if steps[0]["method"] == "cast":
@@ -100,7 +102,10 @@ def test_quantization_shrinks_serialized_size(tiny_model, embedded_tokenizer, st
 
 
 def test_prune_then_quantize_keeps_zeros(tiny_llama, embedded_tokenizer) -> None:  # type: ignore[no-untyped-def]
-    steps = [{"method": "wanda", "sparsity": 0.3, **SMALL_CALIBRATION}, {"method": "int8_weight_only"}]
+    steps = [
+        {"method": "wanda", "sparsity": 0.3, **SMALL_CALIBRATION},
+        {"method": "int8_weight_only"},
+    ]
     reports, _, after = _apply(tiny_llama, embedded_tokenizer, steps)
     assert [r.method for r in reports] == ["wanda", "int8_weight_only"]
     assert after.linear_weight_sparsity == pytest.approx(0.3, abs=0.02)

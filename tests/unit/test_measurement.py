@@ -29,11 +29,15 @@ def meter() -> CodeCarbonMeter:
 
 @pytest.fixture()
 def tiny_base(tiny_llama, embedded_tokenizer) -> LoadedModel:  # type: ignore[no-untyped-def]
-    return LoadedModel("tiny-llama", "test:random", tiny_llama, embedded_tokenizer, tensor_hash(tiny_llama))
+    return LoadedModel(
+        "tiny-llama", "test:random", tiny_llama, embedded_tokenizer, tensor_hash(tiny_llama)
+    )
 
 
 def test_latency_stats_are_consistent(tiny_llama, embedded_tokenizer) -> None:  # type: ignore[no-untyped-def]
-    stats = measure_latency(tiny_llama, embedded_tokenizer, LatencyConfig(prompt_tokens=16, new_tokens=5, repeats=3))
+    stats = measure_latency(
+        tiny_llama, embedded_tokenizer, LatencyConfig(prompt_tokens=16, new_tokens=5, repeats=3)
+    )
     assert stats.prompt_tokens == 16 and stats.new_tokens == 5 and stats.repeats == 3
     assert 0 < stats.decode_ms_median <= stats.decode_ms_p90
     assert 0 < stats.prefill_ms_median <= stats.prefill_ms_p90
@@ -41,7 +45,9 @@ def test_latency_stats_are_consistent(tiny_llama, embedded_tokenizer) -> None:  
     assert stats.device == "cpu" and stats.threads >= 1
 
 
-def test_perplexity_of_a_random_model_is_near_vocabulary_size(tiny_llama, embedded_tokenizer) -> None:  # type: ignore[no-untyped-def]
+def test_perplexity_of_a_random_model_is_near_vocabulary_size(
+    tiny_llama, embedded_tokenizer
+) -> None:  # type: ignore[no-untyped-def]
     result = perplexity(tiny_llama, embedded_tokenizer, PerplexityConfig(seq_len=64, windows=3))
     assert result.windows == 3 and result.n_tokens == 3 * 63
     # An untrained model is close to uniform over 49152 tokens: perplexity within a factor of 2.
@@ -115,8 +121,12 @@ def test_evaluate_candidate_measures_everything(tiny_base, meter) -> None:  # ty
 
 
 def test_failed_compression_is_a_failed_result_without_metrics(tiny_base, meter) -> None:  # type: ignore[no-untyped-def]
-    result = evaluate_candidate(tiny_base, Recipe.from_steps([{"method": "int4_weight_only"}]), FAST, meter)
+    result = evaluate_candidate(
+        tiny_base, Recipe.from_steps([{"method": "int4_weight_only"}]), FAST, meter
+    )
     assert result.status == "failed" and result.metrics is None
     assert result.failed_phase == "compression"
     assert "needs a CUDA GPU" in (result.error or "")
-    assert [e.phase for e in result.energy] == ["compression"]  # the energy it spent is still counted
+    assert [e.phase for e in result.energy] == [
+        "compression"
+    ]  # the energy it spent is still counted

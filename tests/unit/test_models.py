@@ -46,7 +46,10 @@ def test_hash_changes_with_any_weight(tiny_llama) -> None:  # type: ignore[no-un
     ("spec", "fragment"),
     [
         ("./missing-folder", "neither a model folder nor a .gguf file"),
-        ("/tmp/definitely-missing.gguf", "GGUF file '/tmp/definitely-missing.gguf' does not exist"),
+        (
+            "/tmp/definitely-missing.gguf",
+            r"GGUF file '/tmp/definitely-missing\.gguf' does not exist",
+        ),
     ],
 )
 def test_bad_specs_are_user_errors(spec: str, fragment: str) -> None:
@@ -55,7 +58,7 @@ def test_bad_specs_are_user_errors(spec: str, fragment: str) -> None:
 
 
 def test_folder_without_config_is_a_user_error(tmp_path) -> None:  # type: ignore[no-untyped-def]
-    with pytest.raises(UserInputError, match="has no config.json"):
+    with pytest.raises(UserInputError, match=r"has no config\.json"):
         load_model(str(tmp_path))
 
 

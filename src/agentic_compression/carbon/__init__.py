@@ -1,4 +1,4 @@
-"""Grid carbon intensity: providers behind one interface, a SQLite cache and a fallback chain.
+"""Carbon telemetry: grid-intensity providers (cached, with fallbacks) and energy meters.
 
 Nothing here touches the network or builds a client at import; providers read their credentials from
 the environment when constructed.
@@ -25,20 +25,26 @@ from agentic_compression.carbon.intensity import (
     IntensitySignal,
     ProviderError,
 )
+from agentic_compression.carbon.meter import EnergyMeter, MeterUnavailableError, PhaseBox
+from agentic_compression.carbon.meter_factory import METER_PREFERENCES, make_energy_meter
 from agentic_compression.carbon.static_table import StaticTableProvider
 from agentic_compression.carbon.watttime import WattTimeProvider
 
 __all__ = [
     "DEFAULT_TTL_S",
+    "METER_PREFERENCES",
     "CarbonIntensityProvider",
     "ChainForecast",
     "ChainResult",
     "ElectricityMapsProvider",
+    "EnergyMeter",
     "FailedAttempt",
     "FallbackChain",
     "HttpStatusError",
     "IntensityReading",
     "IntensitySignal",
+    "MeterUnavailableError",
+    "PhaseBox",
     "ProviderError",
     "ReadingCache",
     "ReadingKind",
@@ -46,4 +52,5 @@ __all__ = [
     "StaticTableProvider",
     "WattTimeProvider",
     "default_chain",
+    "make_energy_meter",
 ]

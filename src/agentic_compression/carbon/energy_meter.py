@@ -48,6 +48,7 @@ class CodeCarbonMeter(EnergyMeter):
     ) -> None:
         super().__init__(country_iso_code, intensity)
         self._tracker: Any = None
+        self._components: dict[Component, ComponentSource] | None = None
         self._phases = 0
 
     def _started(self) -> Any:
@@ -75,28 +76,9 @@ class CodeCarbonMeter(EnergyMeter):
 
     @property
     def components(self) -> Mapping[Component, ComponentSource]:
-        import codecarbon
-
-        prefix = f"codecarbon {codecarbon.__version__}"
-        found: dict[Component, ComponentSource] = {}
-        for hardware in self._started()._hardware:
-            kind = type(hardware).__name__
-            if kind == "CPU":
-                found["cpu"] = _cpu_source(prefix, hardware)
-            elif kind == "RAM":
-                found["ram"] = ComponentSource(
-                    f"{prefix} RAM power model (process memory)", "estimated"
-                )
-            elif kind == "GPU":
-                found["gpu"] = ComponentSource(
-                    f"{prefix} nvml {hardware.description()}", "measured"
-                )
-            elif kind == "AppleSiliconChip":
-                part: Component = "gpu" if "gpu" in repr(hardware).lower() else "cpu"
-                found[part] = ComponentSource(f"{prefix} powermetrics {hardware!r}", "measured")
-            else:  # an unknown kind of hardware: say what it is, and do not claim a measurement
-                found["cpu"] = ComponentSource(f"{prefix} {hardware!r}", "estimated")
-        return found
+        if self._components is None:  # kept after close(): the hardware does not change
+            self._components = _describe_hardware(self._started()._hardware)
+        return self._components
 
     def start(self) -> object:
         self._phases += 1
@@ -131,3 +113,26 @@ def _cpu_source(prefix: str, cpu: Any) -> ComponentSource:
     else:
         method = f"{mode or 'constant'} TDP model ({model}, {tdp} W TDP{generic})"
     return ComponentSource(f"{prefix} {method}", "estimated")
+
+
+def _describe_hardware(hardware_list: list[Any]) -> dict[Component, ComponentSource]:
+    import codecarbon
+
+    prefix = f"codecarbon {codecarbon.__version__}"
+    found: dict[Component, ComponentSource] = {}
+    for hardware in hardware_list:
+        kind = type(hardware).__name__
+        if kind == "CPU":
+            found["cpu"] = _cpu_source(prefix, hardware)
+        elif kind == "RAM":
+            found["ram"] = ComponentSource(
+                f"{prefix} RAM power model (process memory)", "estimated"
+            )
+        elif kind == "GPU":
+            found["gpu"] = ComponentSource(f"{prefix} nvml {hardware.description()}", "measured")
+        elif kind == "AppleSiliconChip":
+            part: Component = "gpu" if "gpu" in repr(hardware).lower() else "cpu"
+            found[part] = ComponentSource(f"{prefix} powermetrics {hardware!r}", "measured")
+        else:  # an unknown kind of hardware: say what it is, and do not claim a measurement
+            found["cpu"] = ComponentSource(f"{prefix} {hardware!r}", "estimated")
+    return found

@@ -36,6 +36,7 @@ def _quiet_libraries() -> None:
     import warnings
 
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    os.environ.setdefault("TQDM_DISABLE", "1")  # lm-eval's bars would tear the rich progress line
     warnings.filterwarnings("ignore")
     for name in ("torchao", "codecarbon", "torch", "transformers", "bitsandbytes", "lm_eval"):
         logging.getLogger(name).setLevel(logging.ERROR)
@@ -66,6 +67,12 @@ def evaluate(
         Path | None, typer.Option(help="Offline benchmark data (else $AGENTIC_COMPRESSION_DATA).")
     ] = None,
     country: Annotated[str, typer.Option(help="ISO code of the grid for CO2.")] = "USA",
+    zone: Annotated[
+        str | None, typer.Option(help="Grid zone for live intensity (else the country average).")
+    ] = None,
+    meter: Annotated[
+        str, typer.Option(help="Energy meter: auto, blended, nvml, rapl, codecarbon.")
+    ] = "auto",
     device: Annotated[str, typer.Option(help="cpu, cuda or auto.")] = "auto",
     calibration_file: Annotated[
         Path | None, typer.Option(help="Calibration text (.txt or .jsonl with 'text').")
@@ -86,6 +93,8 @@ def evaluate(
         limit=limit,
         data_dir=data_dir,
         country=country,
+        zone=zone,
+        meter=meter,
         device=device,
         calibration_file=calibration_file,
         ppl_windows=ppl_windows,
@@ -136,11 +145,11 @@ def methods(
 
 
 def _register_subcommands() -> None:
-    try:
-        from agentic_compression.cli import accuracy_commands
-    except ImportError:  # the accuracy commands are optional while that module is absent
-        return
+    from agentic_compression.cli import accuracy_commands, carbon_commands, search_commands
+
     accuracy_commands.register(app)
+    search_commands.register(app)
+    carbon_commands.register(app)
 
 
 _register_subcommands()

@@ -23,6 +23,8 @@ class EvaluateRequest:
     limit: int | None
     data_dir: Path | None
     country: str
+    zone: str | None
+    meter: str
     device: str
     calibration_file: Path | None
     ppl_windows: int
@@ -45,7 +47,7 @@ def resolve_device(device: str) -> str:
 
 def run_evaluate(request: EvaluateRequest, console: Console) -> bool:
     """Returns True when every candidate succeeded."""
-    from agentic_compression.carbon.energy_meter import CodeCarbonMeter
+    from agentic_compression.cli.carbon_commands import build_meter
     from agentic_compression.compression import preset, resolve_recipe
     from agentic_compression.compression.calibration import CalibrationSource
     from agentic_compression.core.provenance import machine_summary
@@ -59,7 +61,7 @@ def run_evaluate(request: EvaluateRequest, console: Console) -> bool:
     if request.baseline:
         recipes.insert(0, preset("fp32"))
     device = resolve_device(request.device)
-    meter = CodeCarbonMeter(request.country)
+    meter = build_meter(request.country, request.zone, request.meter)
     if request.calibration_file is not None and not request.calibration_file.is_file():
         raise UserInputError(
             f"calibration file {str(request.calibration_file)!r} does not exist; check the path"

@@ -79,12 +79,12 @@ def _planner(settings: SearchSettings) -> Planner:
 
 
 def _evaluator(settings: SearchSettings, progress: Progress) -> CandidateEvaluator:
-    from agentic_compression.carbon.energy_meter import CodeCarbonMeter
+    from agentic_compression.cli.carbon_commands import build_meter
     from agentic_compression.models import load_model
     from agentic_compression.workflow.evaluator import CandidateEvaluator
 
     measure = settings.measure_config()  # validates the tasks before the model loads
-    meter = CodeCarbonMeter(settings.country)
+    meter = build_meter(settings.country, settings.zone, settings.meter)
     task = progress.add_task(f"loading {settings.model}", total=None)
     base = load_model(settings.model, device=settings.device)
     progress.remove_task(task)
@@ -171,6 +171,12 @@ def run(
         Path | None, typer.Option(help="Offline benchmark data (else $AGENTIC_COMPRESSION_DATA).")
     ] = None,
     country: Annotated[str, typer.Option(help="ISO code of the grid for CO2.")] = "USA",
+    zone: Annotated[
+        str | None, typer.Option(help="Grid zone for live intensity (else the country average).")
+    ] = None,
+    meter: Annotated[
+        str, typer.Option(help="Energy meter: auto, blended, nvml, rapl, codecarbon.")
+    ] = "auto",
     seed: int = 0,
     runs_dir: RunsDir = Path("runs"),
     checkpoint_url: CheckpointUrl = None,
@@ -202,7 +208,7 @@ def run(
         time_budget_min=time_budget_min, patience=patience, planner=planner, objective=objective,
         accuracy_threshold=accuracy_threshold, max_memory_mb=max_memory_mb,
         max_latency_ms=max_latency_ms, tasks=tasks, limit=limit,
-        data_dir=str(data_dir) if data_dir else None, country=country, seed=seed, select=select,
+        data_dir=str(data_dir) if data_dir else None, country=country, zone=zone, meter=meter, seed=seed, select=select,
         device=resolve_device(device), proposals_per_call=proposals_per_call,
         ppl_windows=ppl_windows, ppl_seq_len=ppl_seq_len,
         latency_prompt_tokens=latency_prompt_tokens, latency_new_tokens=latency_new_tokens,

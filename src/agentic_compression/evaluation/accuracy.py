@@ -73,8 +73,9 @@ class TaskSpec:
     limit: int | None = None
     metric: str | None = None
     batch_size: int | None = None
-    gen_kwargs: Mapping[str, Any] | None = None
-    data_files: Mapping[str, Path] | None = None
+    # Left out of the hash (mappings are unhashable); equality still compares them.
+    gen_kwargs: Mapping[str, Any] | None = field(default=None, hash=False)
+    data_files: Mapping[str, Path] | None = field(default=None, hash=False)
 
     def __post_init__(self) -> None:
         bench = benchmark(self.name)

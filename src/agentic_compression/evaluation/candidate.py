@@ -18,7 +18,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from agentic_compression.carbon.energy_meter import CodeCarbonMeter
+from agentic_compression.carbon.meter import EnergyMeter
 from agentic_compression.compression import CompressionContext, compress
 from agentic_compression.compression.calibration import CalibrationSource
 from agentic_compression.core.metrics import (
@@ -62,7 +62,7 @@ def evaluate_candidate(
     base: LoadedModel,
     recipe: Recipe,
     config: MeasureConfig,
-    meter: CodeCarbonMeter,
+    meter: EnergyMeter,
     progress: Progress = lambda _: None,
 ) -> CandidateResult:
     """Compress a fresh copy of ``base`` with ``recipe`` and measure it (see the module docstring)."""
@@ -159,7 +159,7 @@ def _result(
     base: LoadedModel,
     recipe: Recipe,
     config: MeasureConfig,
-    meter: CodeCarbonMeter,
+    meter: EnergyMeter,
     context: CompressionContext,
     started_at: str,
     steps: tuple[StepReport, ...],
@@ -188,7 +188,7 @@ def _result(
             recipe_hash=recipe.hash,
             calibration="; ".join(context.calibration_used) or None,
             meter=meter.name,
-            intensity_source=f"codecarbon energy-mix table ({meter.country_iso_code})",
+            intensity_source=meter.intensity_source,
             started_at=started_at,
         ),
     )

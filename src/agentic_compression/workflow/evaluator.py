@@ -22,7 +22,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Iterator
 from typing import Any
 
-from agentic_compression.carbon.energy_meter import CodeCarbonMeter, PhaseBox
+from agentic_compression.carbon.meter import EnergyMeter, PhaseBox
 from agentic_compression.core.metrics import CandidateResult
 from agentic_compression.core.recipe import Recipe
 from agentic_compression.evaluation.candidate import MeasureConfig, Progress, evaluate_candidate
@@ -74,7 +74,7 @@ def evaluation_config_hash(model_hash: str, config: MeasureConfig, country_iso_c
 class CandidateEvaluator(Evaluator):
     """Evaluates recipes on a loaded base model with one meter and one measurement config."""
 
-    def __init__(self, base: LoadedModel, config: MeasureConfig, meter: CodeCarbonMeter) -> None:
+    def __init__(self, base: LoadedModel, config: MeasureConfig, meter: EnergyMeter) -> None:
         self.base = base
         self.config = config
         self.meter = meter

@@ -74,6 +74,10 @@ class SearchSettings(BaseModel):
     limit: int | None = Field(100, ge=1)
     data_dir: str | None = None
     country: str = "USA"
+    #: Grid zone whose live intensity prices CO2 (None: the country's annual average).
+    zone: str | None = None
+    #: Energy meter preference (auto picks the best available on the machine).
+    meter: str = "auto"
     seed: int = 0
     select: SelectionPreset = "balanced"
     device: str = "cpu"
@@ -115,14 +119,9 @@ class SearchSettings(BaseModel):
 
         data_dir = Path(self.data_dir) if self.data_dir else None
         # The objectives need accuracy, so tasks are mandatory (validated by from_cli).
-        if hasattr(AccuracyConfig, "from_cli"):
-            accuracy = AccuracyConfig.from_cli(
-                self.tasks, limit=self.limit, data_dir=data_dir, seed=self.seed
-            )
-        else:  # until evaluation.accuracy ships from_cli (same arguments)
-            accuracy = AccuracyConfig.from_task_string(
-                self.tasks, limit=self.limit, data_dir=data_dir, seed=self.seed
-            )
+        accuracy = AccuracyConfig.from_cli(
+            self.tasks, limit=self.limit, data_dir=data_dir, seed=self.seed
+        )
         return MeasureConfig(
             latency=LatencyConfig(
                 prompt_tokens=self.latency_prompt_tokens,
