@@ -29,6 +29,7 @@ from agentic_compression.errors import UserInputError
 
 if TYPE_CHECKING:
     from agentic_compression.planning.base import Planner
+    from agentic_compression.results.ledger import SearchLedger
     from agentic_compression.results.records import RunRecord
     from agentic_compression.results.store import ResultsStore
     from agentic_compression.workflow.evaluator import CandidateEvaluator
@@ -289,7 +290,8 @@ def print_summary(outcome: SearchOutcome, settings: SearchSettings) -> None:
     from rich.table import Table
 
     from agentic_compression.results.export import frontier_of, trial_label
-    from agentic_compression.workflow.state import STOP_REASON_TEXT, total_co2_kg
+    from agentic_compression.results.ledger import build_ledger
+    from agentic_compression.workflow.state import STOP_REASON_TEXT, cost_dict, total_co2_kg
 
     trials, state = outcome.trials, outcome.state
     frontier = frontier_of(trials, settings.goal())
@@ -337,12 +339,29 @@ def print_summary(outcome: SearchOutcome, settings: SearchSettings) -> None:
             f"{json.dumps(trial.recipe)}",
             highlight=False,
         )
-    if any(r.label == "estimated" for t in trials for r in t.result.energy):
-        console.print("[dim]energy and CO2: estimated by CodeCarbon's CPU power model[/]")
+    print_ledger(build_ledger(trials, cost_dict(spent), chosen))
     paths = outcome.outputs
     for path in (paths.results_json, paths.trials_csv, paths.pareto_html, paths.pareto_svg):
         if path is not None:
             console.print(f"wrote {path}", highlight=False)
+
+
+def print_ledger(ledger: SearchLedger) -> None:
+    """The search's own CO2 by kind of work, its labels, and the break-even."""
+    grams = {
+        "compression": ledger.compression_co2_kg,
+        "evaluation": ledger.evaluation_co2_kg,
+        "training": ledger.training_co2_kg,
+        "planning (measured here)": ledger.planning_co2_kg,
+        "planner LLM (reported estimate)": ledger.planner_reported_co2_kg,
+    }
+    parts = ", ".join(f"{name} {kg * 1000:.3f} g" for name, kg in grams.items() if kg)
+    console.print(
+        f"search ledger ({'/'.join(ledger.labels) or 'nothing measured'}): "
+        f"{ledger.total_co2_kg * 1000:.3f} g CO2, {ledger.total_energy_kwh * 1000:.2f} Wh ({parts})",
+        highlight=False,
+    )
+    console.print(f"break-even: {ledger.break_even_note}", highlight=False)
 
 
 def register(app: typer.Typer) -> None:

@@ -26,6 +26,7 @@ from typing import Any
 from agentic_compression.core.pareto import SELECTION_PRESETS
 from agentic_compression.planning.base import PlanningGoal
 from agentic_compression.results.analysis import FrontierAnalysis, analyse, constraints_for
+from agentic_compression.results.ledger import build_ledger
 from agentic_compression.results.records import RunRecord, TrialRecord
 
 #: Energy/CO2 columns named as CodeCarbon's emissions.csv names them (units: s, kWh, kg, kg/s).
@@ -87,10 +88,12 @@ def results_payload(
     """The results JSON as a dict (see the module docstring); ``preset`` is the user's pick."""
     frontier = frontier_of(trials, goal)
     by_id = {t.candidate_id: t for t in trials}
+    ledger = build_ledger(trials, spent, frontier.selections.get(preset))
     return {
         "run": run.model_dump(mode="json"),
         "stop_reason": run.stop_reason,
         "spent": dict(spent),
+        "ledger": ledger.model_dump(mode="json"),
         "objectives": [{"name": o.name, "direction": o.direction} for o in frontier.objectives],
         "constraints": [
             {"name": c.name, "lower": c.lower, "upper": c.upper} for c in frontier.constraints
