@@ -86,12 +86,23 @@ def _evaluator(settings: SearchSettings, progress: Progress) -> CandidateEvaluat
 
     measure = settings.measure_config()  # validates the tasks before the model loads
     meter = build_meter(settings.country, settings.zone, settings.meter)
+    scheduler = None
+    if settings.carbon_aware_max_delay_min is not None:
+        from agentic_compression.carbon import default_chain
+        from agentic_compression.carbon.scheduling import CarbonAwareScheduler
+
+        if settings.zone is None:
+            raise UserInputError(
+                "--carbon-aware-max-delay-min needs --zone (whose forecast to follow)"
+            )
+        delay_s = settings.carbon_aware_max_delay_min * 60
+        scheduler = CarbonAwareScheduler(default_chain(), settings.zone, delay_s)
     task = progress.add_task(f"loading {settings.model}", total=None)
     base = load_model(settings.model, device=settings.device)
     progress.remove_task(task)
     for note in base.notes:
         console.print(f"[dim]note: {note}[/]")
-    return CandidateEvaluator(base, measure, meter)
+    return CandidateEvaluator(base, measure, meter, scheduler)
 
 
 def _drive(
@@ -178,6 +189,10 @@ def run(
     meter: Annotated[
         str, typer.Option(help="Energy meter: auto, blended, nvml, rapl, codecarbon.")
     ] = "auto",
+    carbon_aware_max_delay_min: Annotated[
+        float | None,
+        typer.Option(help="Wait up to this long before each trial for a cleaner forecast window."),
+    ] = None,
     seed: int = 0,
     runs_dir: RunsDir = Path("runs"),
     checkpoint_url: CheckpointUrl = None,
@@ -209,7 +224,8 @@ def run(
         time_budget_min=time_budget_min, patience=patience, planner=planner, objective=objective,
         accuracy_threshold=accuracy_threshold, max_memory_mb=max_memory_mb,
         max_latency_ms=max_latency_ms, tasks=tasks, limit=limit,
-        data_dir=str(data_dir) if data_dir else None, country=country, zone=zone, meter=meter, seed=seed, select=select,
+        data_dir=str(data_dir) if data_dir else None, country=country, zone=zone, meter=meter,
+        carbon_aware_max_delay_min=carbon_aware_max_delay_min, seed=seed, select=select,
         device=resolve_device(device), proposals_per_call=proposals_per_call,
         ppl_windows=ppl_windows, ppl_seq_len=ppl_seq_len,
         latency_prompt_tokens=latency_prompt_tokens, latency_new_tokens=latency_new_tokens,

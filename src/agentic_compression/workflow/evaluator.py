@@ -23,6 +23,7 @@ from collections.abc import Iterator
 from typing import Any
 
 from agentic_compression.carbon.meter import EnergyMeter, PhaseBox
+from agentic_compression.carbon.scheduling import CarbonAwareScheduler
 from agentic_compression.core.metrics import CandidateResult
 from agentic_compression.core.recipe import Recipe
 from agentic_compression.evaluation.candidate import MeasureConfig, Progress, evaluate_candidate
@@ -74,10 +75,17 @@ def evaluation_config_hash(model_hash: str, config: MeasureConfig, country_iso_c
 class CandidateEvaluator(Evaluator):
     """Evaluates recipes on a loaded base model with one meter and one measurement config."""
 
-    def __init__(self, base: LoadedModel, config: MeasureConfig, meter: EnergyMeter) -> None:
+    def __init__(
+        self,
+        base: LoadedModel,
+        config: MeasureConfig,
+        meter: EnergyMeter,
+        scheduler: CarbonAwareScheduler | None = None,
+    ) -> None:
         self.base = base
         self.config = config
         self.meter = meter
+        self.scheduler = scheduler
         self._hash = evaluation_config_hash(base.model_hash, config, meter.country_iso_code)
 
     @property
@@ -85,6 +93,9 @@ class CandidateEvaluator(Evaluator):
         return self._hash
 
     def evaluate(self, recipe: Recipe, progress: Progress) -> CandidateResult:
+        if self.scheduler is not None:
+            progress("carbon-aware scheduling: checking the forecast")
+            progress(f"carbon-aware scheduling: {self.scheduler.wait_for_clean_window().note}")
         return evaluate_candidate(self.base, recipe, self.config, self.meter, progress)
 
     @contextlib.contextmanager

@@ -78,6 +78,8 @@ class SearchSettings(BaseModel):
     zone: str | None = None
     #: Energy meter preference (auto picks the best available on the machine).
     meter: str = "auto"
+    #: With ``zone``: wait up to this long before each trial for a cleaner forecast window.
+    carbon_aware_max_delay_min: float | None = Field(None, gt=0)
     seed: int = 0
     select: SelectionPreset = "balanced"
     device: str = "cpu"
