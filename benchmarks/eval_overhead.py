@@ -34,8 +34,8 @@ for _flag in ("HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE", "TRANSFORMERS_OFFLINE"):
 REPO = Path(__file__).resolve().parents[1]
 DATA = Path(os.environ.get("AGENTIC_COMPRESSION_DATA", REPO.parent / "shared" / "benchmarks"))
 RESULT = REPO / "benchmarks" / "results" / "eval_overhead.json"
-LIMIT = int(os.environ.get("EVAL_OVERHEAD_LIMIT", "60"))
-REPEATS = int(os.environ.get("EVAL_OVERHEAD_REPEATS", "6"))
+LIMIT = int(os.environ.get("EVAL_OVERHEAD_LIMIT", "20"))
+REPEATS = int(os.environ.get("EVAL_OVERHEAD_REPEATS", "5"))
 BATCH_SIZE = 8
 
 
