@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import math
+import mmap
+import time
 
 import pytest
 
@@ -64,10 +66,14 @@ def test_size_stats_count_real_bytes(tiny_llama) -> None:  # type: ignore[no-unt
 
 
 def test_peak_memory_sees_an_allocation() -> None:
+    # A fresh anonymous mapping: malloc's free lists (large after other tests) cannot absorb it.
+    size = 200 * 1024 * 1024
     with peak_memory("cpu") as box:
-        block = bytearray(200 * 1024 * 1024)
-        block[::4096] = b"x" * len(block[::4096])  # touch every page so it is resident
-        del block
+        block = mmap.mmap(-1, size)
+        for offset in range(0, size, mmap.PAGESIZE):
+            block[offset] = 1  # touch every page so it is resident
+        time.sleep(0.05)  # several sampling intervals
+        block.close()
     assert box.stats is not None
     assert box.stats.peak_bytes - box.stats.baseline_bytes > 150 * 1024 * 1024
     assert box.stats.kind == "process_rss"
