@@ -77,7 +77,7 @@ def evaluate_grid() -> None:
     space = bench_space()
     grid = _load_grid()
     done = {row["recipe_hash"] for row in grid["rows"]}
-    accuracy = AccuracyConfig.from_task_string("arc_easy", limit=100, data_dir=DATA_DIR)
+    accuracy = AccuracyConfig.from_cli("arc_easy", limit=100, data_dir=DATA_DIR)
     config = MeasureConfig(
         latency=LatencyConfig(prompt_tokens=128, new_tokens=32, warmup=1, repeats=2),
         perplexity=PerplexityConfig(seq_len=512, windows=4),

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -14,8 +15,19 @@ from agentic_compression.evaluation.eval_cache import EvaluationCache
 pytestmark = pytest.mark.integration
 
 
+@pytest.fixture()
+def one_torch_thread() -> Iterator[None]:
+    """One intra-op thread: on a shared 2-core machine two threads run this 6-10x slower."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
 def test_embedded_model_arc_easy_and_cache_hit(
-    embedded_model: Any, benchmarks_dir: Path, tmp_path: Path
+    embedded_model: Any, benchmarks_dir: Path, tmp_path: Path, one_torch_thread: None
 ) -> None:
     config = AccuracyConfig(
         (TaskSpec("arc_easy", metric="all"),),

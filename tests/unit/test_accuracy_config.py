@@ -79,13 +79,6 @@ def test_bad_input_is_a_one_line_user_error(build: object, fragment: str) -> Non
     assert "\n" not in str(caught.value)
 
 
-def test_from_task_string_is_from_cli() -> None:
-    settings = {"limit": 7, "seed": 3}
-    assert AccuracyConfig.from_task_string("hellaswag", **settings) == AccuracyConfig.from_cli(
-        "hellaswag", **settings
-    )
-
-
 def test_configs_are_hashable_values() -> None:
     first = AccuracyConfig((TaskSpec("gsm8k", gen_kwargs={"max_gen_toks": 8}),), limit=3)
     second = AccuracyConfig((TaskSpec("gsm8k", gen_kwargs={"max_gen_toks": 8}),), limit=3)

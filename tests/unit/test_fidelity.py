@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import pytest
 
@@ -94,7 +95,7 @@ def test_lower_is_better_ties_and_min_keep() -> None:
         {"min_keep": 0},
     ],
 )
-def test_successive_halving_rejects_bad_schedules(kwargs: dict[str, object]) -> None:
+def test_successive_halving_rejects_bad_schedules(kwargs: dict[str, Any]) -> None:
     with pytest.raises(ValueError):
         successive_halving(["a"], lambda c, n: 0.5, **kwargs)
 

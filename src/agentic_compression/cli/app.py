@@ -63,6 +63,9 @@ def evaluate(
         str | None, typer.Option(help="lm-eval tasks, comma separated (e.g. arc_easy,hellaswag).")
     ] = None,
     limit: Annotated[int | None, typer.Option(help="Examples per task.")] = None,
+    allow_code_execution: Annotated[
+        bool, typer.Option(help="Let HumanEval run generated code (sandboxed process, opt-in).")
+    ] = False,
     data_dir: Annotated[
         Path | None, typer.Option(help="Offline benchmark data (else $AGENTIC_COMPRESSION_DATA).")
     ] = None,
@@ -91,6 +94,7 @@ def evaluate(
         baseline=baseline,
         tasks=tasks,
         limit=limit,
+        allow_code_execution=allow_code_execution,
         data_dir=data_dir,
         country=country,
         zone=zone,

@@ -21,6 +21,7 @@ class EvaluateRequest:
     baseline: bool
     tasks: str | None
     limit: int | None
+    allow_code_execution: bool
     data_dir: Path | None
     country: str
     zone: str | None
@@ -71,7 +72,11 @@ def run_evaluate(request: EvaluateRequest, console: Console) -> bool:
         from agentic_compression.evaluation.accuracy import AccuracyConfig
 
         accuracy = AccuracyConfig.from_cli(
-            request.tasks, limit=request.limit, data_dir=request.data_dir, seed=request.seed
+            request.tasks,
+            limit=request.limit,
+            data_dir=request.data_dir,
+            seed=request.seed,
+            allow_code_execution=request.allow_code_execution,
         )
     config = MeasureConfig(
         latency=LatencyConfig(repeats=request.latency_repeats),

@@ -191,11 +191,6 @@ class AccuracyConfig:
         specs = [_parse_task(part.strip()) for part in tasks.split(",") if part.strip()]
         return cls(tasks=tuple(specs), **settings)
 
-    @classmethod
-    def from_task_string(cls, tasks: str, **settings: Any) -> AccuracyConfig:
-        """The same as :meth:`from_cli` (kept for callers written against this name)."""
-        return cls.from_cli(tasks, **settings)
-
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready copy, to store beside the results it produced."""
         return json_ready(asdict(self))

@@ -96,9 +96,6 @@ def evaluate_candidate(
         steps = run_phase("compression", lambda: compress(model, recipe, context))
         gc.collect()
         device = str(next(model.parameters()).device)
-        phase = "size"
-        progress("measuring size and sparsity")
-        size = size_stats(model)
         latency = ppl = inference_energy = None
         accuracy: tuple[Any, ...] = ()
         with peak_memory(device) as peak:
@@ -123,6 +120,11 @@ def evaluate_candidate(
                     "accuracy",
                     lambda: evaluate_accuracy(model, base.tokenizer, acc_config, cache_key=key),
                 )
+        # Size last: writing the state dict to disk leaves dirty pages whose write-back would
+        # otherwise run in the kernel during the latency measurement.
+        phase = "size"
+        progress("measuring size and sparsity")
+        size = size_stats(model)
         metrics = CandidateMetrics(
             size=size,
             latency=latency,

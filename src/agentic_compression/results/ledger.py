@@ -124,5 +124,5 @@ def _break_even(
     tokens = total_kg / saving_per_token
     return tokens, (
         f"after {tokens:,.0f} generated tokens the chosen recipe's per-token saving "
-        f"({saving_per_token * 1e9:.3f} mg CO2/token) repays the search's {total_kg * 1000:.3f} g CO2"
+        f"({saving_per_token * 1e9:.3f} µg CO2/token) repays the search's {total_kg * 1000:.3f} g CO2"
     )
