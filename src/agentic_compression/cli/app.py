@@ -14,6 +14,12 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
+from agentic_compression.cli.options import (
+    CountryOption,
+    DataDirOption,
+    MeterOption,
+    ZoneOption,
+)
 from agentic_compression.errors import UserInputError
 
 app = typer.Typer(
@@ -66,16 +72,10 @@ def evaluate(
     allow_code_execution: Annotated[
         bool, typer.Option(help="Let HumanEval run generated code (sandboxed process, opt-in).")
     ] = False,
-    data_dir: Annotated[
-        Path | None, typer.Option(help="Offline benchmark data (else $AGENTIC_COMPRESSION_DATA).")
-    ] = None,
-    country: Annotated[str, typer.Option(help="ISO code of the grid for CO2.")] = "USA",
-    zone: Annotated[
-        str | None, typer.Option(help="Grid zone for live intensity (else the country average).")
-    ] = None,
-    meter: Annotated[
-        str, typer.Option(help="Energy meter: auto, blended, nvml, rapl, codecarbon.")
-    ] = "auto",
+    data_dir: DataDirOption = None,
+    country: CountryOption = "USA",
+    zone: ZoneOption = None,
+    meter: MeterOption = "auto",
     device: Annotated[str, typer.Option(help="cpu, cuda or auto.")] = "auto",
     calibration_file: Annotated[
         Path | None, typer.Option(help="Calibration text (.txt or .jsonl with 'text').")

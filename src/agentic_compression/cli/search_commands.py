@@ -25,6 +25,12 @@ import typer
 from rich.console import Console
 from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
+from agentic_compression.cli.options import (
+    CountryOption,
+    DataDirOption,
+    MeterOption,
+    ZoneOption,
+)
 from agentic_compression.errors import UserInputError
 
 if TYPE_CHECKING:
@@ -179,16 +185,10 @@ def run(
     ] = None,
     tasks: Annotated[str, typer.Option(help="lm-eval tasks, comma separated.")] = "arc_easy",
     limit: Annotated[int | None, typer.Option(help="Examples per task.")] = 100,
-    data_dir: Annotated[
-        Path | None, typer.Option(help="Offline benchmark data (else $AGENTIC_COMPRESSION_DATA).")
-    ] = None,
-    country: Annotated[str, typer.Option(help="ISO code of the grid for CO2.")] = "USA",
-    zone: Annotated[
-        str | None, typer.Option(help="Grid zone for live intensity (else the country average).")
-    ] = None,
-    meter: Annotated[
-        str, typer.Option(help="Energy meter: auto, blended, nvml, rapl, codecarbon.")
-    ] = "auto",
+    data_dir: DataDirOption = None,
+    country: CountryOption = "USA",
+    zone: ZoneOption = None,
+    meter: MeterOption = "auto",
     carbon_aware_max_delay_min: Annotated[
         float | None,
         typer.Option(help="Wait up to this long before each trial for a cleaner forecast window."),
