@@ -4,8 +4,11 @@ Two phases (``.venv/bin/python benchmarks/search_efficiency.py [grid|replay|all]
 
 1. **grid** (slow, about 30-60 minutes on 2 CPU cores): every point of ``BENCH_SPACE`` (28 recipes)
    is compressed and measured ONCE on the embedded SmolLM2-135M with ``evaluate_candidate``
-   (arc_easy accuracy on 100 examples, 4 perplexity windows, decode latency 2 repeats). Results are
-   cached in ``results/search_efficiency_grid.json`` after every recipe; a rerun skips cached recipes.
+   (arc_easy accuracy on 100 examples, 4 perplexity windows, decode latency median of 5 repeats,
+   after one untimed warm-up candidate). Results are cached in ``results/search_efficiency_grid.json``
+   after every recipe; a rerun skips cached recipes. Run it alone on the machine: decode latency
+   (and the energy and CO2 derived from it) measured while other jobs share the cores is load, not
+   recipe.
 2. **replay** (seconds): each planner runs against the cached grid, over ``SEEDS``: it proposes one
    recipe per trial, the recipe's cached measurement is its outcome, and the hypervolume of the
    trials so far is recorded. Planners pick from the grid only: the offline and random planners
@@ -25,6 +28,7 @@ the result. Writes ``results/search_efficiency.json`` and ``results/search_effic
 from __future__ import annotations
 
 import json
+import os
 import statistics
 import sys
 import time
@@ -71,15 +75,15 @@ def evaluate_grid() -> None:
     from agentic_compression.models import load_model
 
     _quiet_libraries()
-    # One thread: the 2 cores are shared with other jobs, and two threads per process under
-    # contention make decode latency swing several-fold; one thread keeps recipes comparable.
+    # One thread: two threads per process swing several-fold as soon as anything else wakes up on
+    # a 2-core machine; one thread keeps recipes comparable.
     torch.set_num_threads(1)
     space = bench_space()
     grid = _load_grid()
     done = {row["recipe_hash"] for row in grid["rows"]}
     accuracy = AccuracyConfig.from_cli("arc_easy", limit=100, data_dir=DATA_DIR)
     config = MeasureConfig(
-        latency=LatencyConfig(prompt_tokens=128, new_tokens=32, warmup=1, repeats=2),
+        latency=LatencyConfig(prompt_tokens=128, new_tokens=32, warmup=1, repeats=5),
         perplexity=PerplexityConfig(seq_len=512, windows=4),
         accuracy=accuracy,
     )
@@ -90,11 +94,17 @@ def evaluate_grid() -> None:
         "perplexity": config.perplexity.model_dump() if config.perplexity else None,
         "meter_country": "USA",
         "torch_threads": torch.get_num_threads(),
+        "load_average_before": [round(x, 2) for x in os.getloadavg()],
     }
     grid["machine"] = machine_summary()
     base = load_model("smollm2-135m")
     meter = CodeCarbonMeter("USA")
     todo = [p for p in space.grid() if space.to_recipe(p).hash not in done]
+    if todo:  # the first candidate of a process runs slow (allocator, kernels): warm up untimed
+        from agentic_compression.compression.presets import preset
+
+        warmup = MeasureConfig(latency=LatencyConfig(new_tokens=8, repeats=1), perplexity=None)
+        evaluate_candidate(base, preset("fp32"), warmup, meter)
     print(f"{len(todo)} of {len(space.grid())} grid recipes to evaluate", flush=True)
     for index, point in enumerate(todo, start=1):
         recipe = space.to_recipe(point)
@@ -131,8 +141,13 @@ def _planners(space: Any, objectives: Any) -> dict[str, Any]:
     from agentic_compression.planning.random_planner import RandomPlanner
     from agentic_compression.planning.rules import RulesPlanner
 
+    # "offline" is the product's default (known-good seeds, then TPE); "offline-unseeded" is the
+    # same TPE without the seeds, to show what the optimiser adds over random search on its own.
     return {
         "offline": lambda seed: OptunaPlanner(seed=seed, space=space, objectives=objectives),
+        "offline-unseeded": lambda seed: OptunaPlanner(
+            seed=seed, space=space, objectives=objectives, use_seeds=False
+        ),
         "random": lambda seed: RandomPlanner(seed=seed, space=space),
         "rules": lambda seed: RulesPlanner(),  # deterministic: the same run for every seed
     }
@@ -307,6 +322,11 @@ def _planner_table(analysis: dict[str, Any]) -> list[str]:
     return lines
 
 
+def _load_note(settings: dict[str, Any]) -> str:
+    load = settings.get("load_average_before")
+    return f" (load average when it started: {load})" if load else ""
+
+
 def _markdown(result: dict[str, Any]) -> str:
     n = result["grid_size"]
     settings, machine = result["grid_settings"], result["grid_machine"]
@@ -347,8 +367,9 @@ def _markdown(result: dict[str, Any]) -> str:
         f"Latency of each pruned recipe over its unpruned twin (same precision; pruning cannot "
         f"change dense decode time): min {min(ratios):.2f}, median "
         f"{statistics.median(ratios):.2f}, max {max(ratios):.2f}. Energy and CO2 per token "
-        "follow latency. Recipes were measured one after another while other jobs shared the "
-        "cores, so latency differences within about that range are machine load, not recipe.",
+        "follow latency (CodeCarbon's estimate is power x time). Latency differences within "
+        "about that range are measurement noise, not recipe. The grid phase is meant to run alone "
+        "on the machine" + _load_note(settings) + ".",
         "",
         "## The grid",
         "",

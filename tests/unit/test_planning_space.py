@@ -105,9 +105,9 @@ def test_bits_sparsity_rejects_unknown_bits() -> None:
 
 def test_seeds_are_known_good_and_in_space_only() -> None:
     labels = [p.label for p in SearchSpace().seeds()]
-    assert labels == ["fp32", "int8", "nf4", "wanda-30+int8"]
+    assert labels == ["fp32", "bf16", "int8", "nf4", "wanda-30+int8"]
     no_pruning = SearchSpace(pruning=("none",))
-    assert [p.label for p in no_pruning.seeds()] == ["fp32", "int8", "nf4"]
+    assert [p.label for p in no_pruning.seeds()] == ["fp32", "bf16", "int8", "nf4"]
 
 
 def test_nearest_untried_point() -> None:

@@ -92,7 +92,7 @@ def _quiet_optuna() -> Iterator[None]:
 class OptunaPlanner(Planner):
     """Multi-objective TPE over a :class:`SearchSpace`, seeded with known-good recipes.
 
-    ``n_startup_trials`` counts the seeds: with the default 4 seeds and 6, two random points follow
+    ``n_startup_trials`` counts the seeds: with the default 5 seeds and 6, one random point follows
     the seeds before TPE models the results.
 
     Example:

@@ -73,9 +73,10 @@ _QUANTIZATION_TO_BITS: Mapping[str, int] = {
     "fp4": 4,
     "int4_weight_only": 4,
 }
-#: Known-good starting points, most informative first: the uncompressed baseline (best accuracy),
-#: the two quantizations that keep quality while halving/quartering the weights, and the paper's
-#: pruning+int8 combination.
+#: Known-good starting points, most informative first: the uncompressed baseline (the reference
+#: for accuracy drops), bf16 (lossless halving, on every backend), the two quantizations that keep
+#: quality while quartering the weights or more, and the paper's pruning+int8 combination.
+#: ``benchmarks/search_efficiency.py`` measures what the seeds and the TPE search each contribute.
 SEED_POINTS: tuple[SpacePoint, ...]  # filled below, after SpacePoint is defined
 
 
@@ -105,6 +106,7 @@ class SpacePoint:
 
 SEED_POINTS = (
     SpacePoint("none", 0.0, "fp32"),
+    SpacePoint("none", 0.0, "bf16"),
     SpacePoint("none", 0.0, "int8_weight_only"),
     SpacePoint("none", 0.0, "nf4"),
     SpacePoint("wanda", 0.3, "int8_weight_only"),
