@@ -356,7 +356,10 @@ def _markdown(result: dict[str, Any]) -> str:
         *_planner_table(result),
         "",
         f"Target (offline reaches 95% HV within 40% of the trials): "
-        f"**{'met' if result['target_met'] else 'missed'}**.",
+        f"**{'met' if result['target_met'] else 'missed'}**. `offline` is the product's "
+        "default: the known-good seeds (fp32, bf16, int8, nf4, wanda-30+int8) first, then TPE; "
+        "`offline-unseeded` is the same TPE without the seeds, i.e. what the optimiser itself adds "
+        "over random search.",
         "",
         "## Secondary: accuracy and serialized size only (no load-dependent objective)",
         "",
