@@ -15,7 +15,12 @@ import pytest
 
 from agentic_compression.core.metrics import AccuracyMetric
 from agentic_compression.errors import UserInputError
-from agentic_compression.evaluation.accuracy import AccuracyConfig, TaskSpec, evaluate_accuracy
+from agentic_compression.evaluation.accuracy import (
+    AccuracyConfig,
+    TaskSpec,
+    evaluate_accuracy,
+    plan_evaluation,
+)
 
 LIMIT = 5
 
@@ -31,6 +36,9 @@ def _check(metric: AccuracyMetric, task: str, name: str, n: int, shots: int) -> 
     assert metric.higher_is_better is True
     assert metric.n_examples == n
     assert metric.num_fewshot == shots
+    # Every score says which data made it: here the shared benchmark files, by content hash.
+    assert metric.data_source == "local"
+    assert metric.data_fingerprint and not metric.data_fingerprint.startswith("hub:")
 
 
 @pytest.mark.parametrize(
@@ -56,6 +64,7 @@ def test_binary_benchmark_on_tiny_model(
     config = AccuracyConfig((spec,), data_dir=benchmarks_dir, limit=LIMIT)
     (metric,) = evaluate_accuracy(tiny_llama, embedded_tokenizer, config)
     _check(metric, spec.name, metric_name, LIMIT, shots)
+    assert metric.data_fingerprint == plan_evaluation(config)[0].resolved.data_fingerprint
     assert metric.value * LIMIT == pytest.approx(round(metric.value * LIMIT))  # k correct of 5
     assert metric.stderr == pytest.approx(_binary_stderr(metric.value, LIMIT))
 

@@ -22,7 +22,12 @@ class Record(BaseModel):
 
 
 class AccuracyMetric(Record):
-    """One lm-eval metric for one task, with its fidelity (examples used and few-shot count)."""
+    """One lm-eval metric for one task, with its fidelity (examples used and few-shot count).
+
+    ``data_source`` says where the examples came from (``local`` files or lm-eval's ``hub`` task)
+    and ``data_fingerprint`` which ones (a hash of the local files, or ``hub:<task>``): scores with
+    different fingerprints are not comparable. None on records written before they were kept.
+    """
 
     task: str
     metric: str
@@ -32,6 +37,8 @@ class AccuracyMetric(Record):
     n_examples: int
     num_fewshot: int
     filter: str = "none"
+    data_source: Literal["local", "hub"] | None = None
+    data_fingerprint: str | None = None
 
 
 class LatencyStats(Record):

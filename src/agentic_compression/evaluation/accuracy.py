@@ -474,6 +474,8 @@ def metrics_from_results(
                 n_examples=n_examples,
                 num_fewshot=num_fewshot,
                 filter=filter_name,
+                data_source=task.resolved.source,
+                data_fingerprint=task.resolved.data_fingerprint or None,
             )
         )
     if not reported:
