@@ -9,15 +9,14 @@ import pytest
 
 from agentic_compression.errors import UserInputError
 from agentic_compression.evaluation.accuracy import AccuracyConfig, TaskSpec, plan_evaluation
+from agentic_compression.evaluation.local_tasks import materialise, resolve_task
 from agentic_compression.evaluation.tasks import (
     HEADLINE_BENCHMARKS,
     availability,
     benchmark,
     catalogue,
-    materialise,
     mmlu_subjects,
     resolve_data_dir,
-    resolve_task,
 )
 
 

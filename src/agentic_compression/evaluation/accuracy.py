@@ -31,15 +31,14 @@ from typing import Any
 from agentic_compression.core.metrics import AccuracyMetric
 from agentic_compression.errors import AgenticCompressionError, UserInputError
 from agentic_compression.evaluation.eval_cache import EvaluationCache, cache_entry_key
+from agentic_compression.evaluation.local_tasks import materialise, resolve_task
 from agentic_compression.evaluation.tasks import (
     GENERATOR_VERSION,
     MetricChoice,
     ResolvedTask,
     benchmark,
     lm_eval_version,
-    materialise,
     resolve_data_dir,
-    resolve_task,
 )
 
 logger = logging.getLogger(__name__)
