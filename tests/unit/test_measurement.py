@@ -17,10 +17,11 @@ from agentic_compression.evaluation.footprint import peak_memory, size_stats
 from agentic_compression.evaluation.latency import LatencyConfig, measure_latency
 from agentic_compression.evaluation.perplexity import PerplexityConfig, perplexity
 from agentic_compression.models.loading import LoadedModel, tensor_hash
+from agentic_compression.runtimes.torch_eager import TorchDeployment
 
 FAST = MeasureConfig(
     latency=LatencyConfig(prompt_tokens=16, new_tokens=4, warmup=1, repeats=2),
-    perplexity=PerplexityConfig(seq_len=64, windows=2, batch_size=2),
+    perplexity=PerplexityConfig(seq_len=64, windows=2),
 )
 
 
@@ -38,7 +39,8 @@ def tiny_base(tiny_llama, embedded_tokenizer) -> LoadedModel:  # type: ignore[no
 
 def test_latency_stats_are_consistent(tiny_llama, embedded_tokenizer) -> None:  # type: ignore[no-untyped-def]
     stats = measure_latency(
-        tiny_llama, embedded_tokenizer, LatencyConfig(prompt_tokens=16, new_tokens=5, repeats=3)
+        TorchDeployment(tiny_llama, embedded_tokenizer),
+        LatencyConfig(prompt_tokens=16, new_tokens=5, repeats=3),
     )
     assert stats.prompt_tokens == 16 and stats.new_tokens == 5 and stats.repeats == 3
     assert 0 < stats.decode_ms_median <= stats.decode_ms_p90
@@ -50,7 +52,9 @@ def test_latency_stats_are_consistent(tiny_llama, embedded_tokenizer) -> None:  
 def test_perplexity_of_a_random_model_is_near_vocabulary_size(
     tiny_llama, embedded_tokenizer
 ) -> None:  # type: ignore[no-untyped-def]
-    result = perplexity(tiny_llama, embedded_tokenizer, PerplexityConfig(seq_len=64, windows=3))
+    result = perplexity(
+        TorchDeployment(tiny_llama, embedded_tokenizer), PerplexityConfig(seq_len=64, windows=3)
+    )
     assert result.windows == 3 and result.n_tokens == 3 * 63
     # An untrained model is close to uniform over 49152 tokens: perplexity within a factor of 2.
     assert len(embedded_tokenizer) / 2 < result.value < len(embedded_tokenizer) * 2

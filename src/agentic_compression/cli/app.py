@@ -123,13 +123,29 @@ def methods(
     """List compression methods with their parameters, and the named presets."""
     from rich.table import Table
 
-    from agentic_compression.compression.presets import PRESETS
+    from agentic_compression.compression.presets import PRESETS, RUNTIME_PRESETS
     from agentic_compression.core.recipe import registered_methods
+    from agentic_compression.core.runtime_config import RUNTIME_CONFIGS
+    from agentic_compression.runtimes import installed_runtimes
 
     specs = registered_methods()
+    installed = installed_runtimes()
     if as_json:
         schemas = {name: spec.config_cls.model_json_schema() for name, spec in specs.items()}
-        console.print_json(json.dumps({"methods": schemas, "presets": PRESETS}))
+        runtimes = {
+            name: {"installed": name in installed, "schema": cls.model_json_schema()}
+            for name, cls in RUNTIME_CONFIGS.items()
+        }
+        console.print_json(
+            json.dumps(
+                {
+                    "methods": schemas,
+                    "runtimes": runtimes,
+                    "presets": PRESETS,
+                    "runtime_presets": RUNTIME_PRESETS,
+                }
+            )
+        )
         return
     table = Table(title="Compression methods")
     for column in ("method", "family", "what it does", "parameters (default)"):
@@ -145,7 +161,20 @@ def methods(
     presets.add_column("steps")
     for name, steps in PRESETS.items():
         presets.add_row(name, json.dumps(steps))
+    for name, runtime in RUNTIME_PRESETS.items():
+        presets.add_row(name, f"[] served by {json.dumps(runtime)}")
     console.print(presets)
+    runtimes = Table(title='Runtimes (recipe "runtime": {"name": ..., settings})')
+    for column in ("runtime", "installed", "settings (default)"):
+        runtimes.add_column(column)
+    for name, cls in RUNTIME_CONFIGS.items():
+        settings = [
+            f"{field}={info.default!r}"
+            for field, info in cls.model_fields.items()
+            if field != "name"
+        ]
+        runtimes.add_row(name, "yes" if name in installed else "no", ", ".join(settings) or "-")
+    console.print(runtimes)
 
 
 def _register_subcommands() -> None:

@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import Any
 
 from agentic_compression.core.recipe import Recipe
+from agentic_compression.core.runtime_config import GGUF_QUANT_BITS
 from agentic_compression.errors import UserInputError
 
 _W8 = {"method": "int8_weight_only"}
@@ -34,18 +35,38 @@ PRESETS: dict[str, list[dict[str, Any]]] = {
 }
 
 
+#: name -> runtime settings: the base model exported to llama.cpp in each GGUF type
+#: ("gguf-q4_k_m"), and with an importance matrix from the calibration text ("...-imatrix").
+RUNTIME_PRESETS: dict[str, dict[str, Any]] = {
+    f"gguf-{quant.lower()}": {"name": "llamacpp", "quant": quant} for quant in GGUF_QUANT_BITS
+}
+RUNTIME_PRESETS.update(
+    {
+        f"gguf-{quant.lower()}-imatrix": {"name": "llamacpp", "quant": quant, "imatrix": True}
+        for quant in ("Q4_K_M", "Q4_0", "IQ4_NL", "IQ4_XS")
+    }
+)
+
+
+def preset_names() -> list[str]:
+    return [*PRESETS, *RUNTIME_PRESETS]
+
+
 def preset(name: str) -> Recipe:
-    """The named preset as a recipe, e.g. ``preset("nf4")``."""
+    """The named preset as a recipe, e.g. ``preset("nf4")`` or ``preset("gguf-q4_k_m")``."""
+    if name in RUNTIME_PRESETS:
+        return Recipe.from_steps([], name=name, runtime=RUNTIME_PRESETS[name])
     if name not in PRESETS:
         raise UserInputError(
-            f"unknown recipe preset {name!r}; presets: {', '.join(PRESETS)} (or pass a JSON file)"
+            f"unknown recipe preset {name!r}; presets: {', '.join(preset_names())} "
+            "(or pass a JSON file)"
         )
     return Recipe.from_steps(PRESETS[name], name=name)
 
 
 def resolve_recipe(argument: str) -> Recipe:
     """A preset name, a path to a JSON recipe file, or inline JSON."""
-    if argument in PRESETS:
+    if argument in PRESETS or argument in RUNTIME_PRESETS:
         return preset(argument)
     stripped = argument.strip()
     if stripped.startswith("{"):

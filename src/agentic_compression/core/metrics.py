@@ -114,8 +114,23 @@ class InferenceEnergy(Record):
     meter: str
 
 
+class DeploymentRecord(Record):
+    """Where the candidate was measured: the runtime, its settings and the artefact it served."""
+
+    runtime: str
+    #: "in-memory PyTorch model", "GGUF Q4_K_M" ...
+    format: str
+    settings: dict[str, Any]
+    #: ggml type -> tensor count, read back from the artefact (llama.cpp).
+    tensor_types: dict[str, int] = {}
+    artefact_sha256: str | None = None
+    threads: int | None = None
+    notes: tuple[str, ...] = ()
+
+
 class CandidateMetrics(Record):
     size: SizeStats
+    deployment: DeploymentRecord | None = None
     latency: LatencyStats | None = None
     memory: MemoryStats | None = None
     perplexity: PerplexityResult | None = None

@@ -19,11 +19,12 @@ import hashlib
 import importlib
 import json
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
+from agentic_compression.core.runtime_config import RuntimeConfig, TorchRuntime, parse_runtime
 from agentic_compression.errors import UserInputError
 
 #: Bumped when the meaning of a serialised recipe changes; it is part of every recipe hash.
@@ -124,12 +125,26 @@ def parse_step(data: Mapping[str, Any]) -> MethodConfig:
 
 @dataclass(frozen=True)
 class Recipe:
-    """An ordered, validated sequence of compression steps. The empty recipe is the base model."""
+    """An ordered, validated sequence of compression steps and the runtime that serves the result.
+
+    The empty recipe on the default runtime (PyTorch eager) is the base model. A runtime other than
+    torch exports the compressed float model to its own format (llama.cpp: GGUF in ``quant``), so
+    steps that store weights in a torch-only format (torchao, bitsandbytes) cannot precede it.
+    """
 
     steps: tuple[MethodConfig, ...] = ()
     name: str | None = None
+    runtime: RuntimeConfig = field(default_factory=TorchRuntime)
 
     def __post_init__(self) -> None:
+        if not self.runtime.is_default:
+            for step in self.steps:
+                if step.quantizes_weights:
+                    raise UserInputError(
+                        f"step {step.method!r} stores weights in a PyTorch-only format that "
+                        f"{self.runtime.name} cannot load; let the runtime quantize instead "
+                        f"(runtime quant, e.g. Q4_K_M) or use runtime torch"
+                    )
         quantized_by: str | None = None
         for index, step in enumerate(self.steps, start=1):
             if quantized_by is not None:
@@ -145,27 +160,50 @@ class Recipe:
         """The name if it has one, else a readable form of the steps."""
         if self.name:
             return self.name
-        return "+".join(step.method for step in self.steps) or "base"
+        steps = "+".join(step.method for step in self.steps)
+        if self.runtime.is_default:
+            return steps or "base"
+        return f"{steps}+{self.runtime.label}" if steps else self.runtime.label
 
     def to_dict(self) -> dict[str, Any]:
-        return {
+        """JSON-ready form; ``runtime`` appears only when it is not the default (torch)."""
+        data: dict[str, Any] = {
             "name": self.name,
             "steps": [{"method": s.method, **s.params()} for s in self.steps],
         }
+        if not self.runtime.is_default:
+            data["runtime"] = self.runtime.params()
+        return data
 
     def to_json(self) -> str:
         return json.dumps(self.to_dict(), sort_keys=True)
 
     @property
     def hash(self) -> str:
-        """A stable 16-hex-digit hash of the steps (defaults included; the name is not hashed)."""
-        payload = {"format": RECIPE_FORMAT_VERSION, "steps": self.to_dict()["steps"]}
+        """A stable 16-hex-digit hash of the steps and runtime (defaults included; not the name).
+
+        A recipe on the default runtime hashes as it did before runtimes existed.
+        """
+        data = self.to_dict()
+        payload = {"format": RECIPE_FORMAT_VERSION, "steps": data["steps"]}
+        if "runtime" in data:
+            payload["runtime"] = data["runtime"]
         canonical = json.dumps(payload, sort_keys=True, separators=(",", ":"))
         return hashlib.sha256(canonical.encode()).hexdigest()[:16]
 
     @classmethod
-    def from_steps(cls, steps: Sequence[Mapping[str, Any]], name: str | None = None) -> Recipe:
-        return cls(tuple(parse_step(step) for step in steps), name)
+    def from_steps(
+        cls,
+        steps: Sequence[Mapping[str, Any]],
+        name: str | None = None,
+        runtime: Mapping[str, Any] | RuntimeConfig | None = None,
+    ) -> Recipe:
+        config = runtime if isinstance(runtime, RuntimeConfig) else parse_runtime(runtime)
+        return cls(tuple(parse_step(step) for step in steps), name, config)
+
+    def with_runtime(self, runtime: RuntimeConfig, name: str | None = None) -> Recipe:
+        """The same steps served by ``runtime``."""
+        return Recipe(self.steps, name, runtime)
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> Recipe:
@@ -173,11 +211,15 @@ class Recipe:
             raise UserInputError(
                 'a recipe must be a JSON object like {"name": ..., "steps": [{"method": ...}, ...]}'
             )
-        unknown = set(data) - {"name", "steps"}
+        unknown = set(data) - {"name", "steps", "runtime"}
         if unknown:
-            raise UserInputError(f"unknown recipe keys {sorted(unknown)}; allowed: name, steps")
+            raise UserInputError(
+                f"unknown recipe keys {sorted(unknown)}; allowed: name, steps, runtime"
+            )
         name = data.get("name")
-        return cls.from_steps(data["steps"], None if name is None else str(name))
+        return cls.from_steps(
+            data["steps"], None if name is None else str(name), data.get("runtime")
+        )
 
     @classmethod
     def from_json(cls, text: str) -> Recipe:

@@ -316,6 +316,10 @@ def evaluate_accuracy(
 ) -> tuple[AccuracyMetric, ...]:
     """Evaluate ``model`` (in memory, never copied) on ``config``'s tasks; metrics in task order.
 
+    ``model`` is a Hugging Face model (with its ``tokenizer``) or a runtime
+    :class:`~agentic_compression.runtimes.base.Deployment` (``tokenizer`` unused), whose own lm-eval
+    model then scores every request.
+
     ``cache_key`` identifies the candidate (``"<model_hash>:<recipe_hash>"``); with it, each task's
     metrics are looked up in, and stored to, the evaluation cache (``cache``, else one at
     ``config.cache_path``). Tasks found there never touch the model. None disables caching.
@@ -346,7 +350,7 @@ def evaluate_accuracy(
         pending.append((index, task, entry_key))
 
     if pending:
-        if model is None or tokenizer is None:
+        if model is None or (tokenizer is None and not _is_deployment(model)):
             raise ValueError("a model and tokenizer are needed: some tasks are not in the cache")
         include_dir = materialise(tuple(task.resolved for _, task, _ in pending))
         wrappers: dict[int, Any] = {}  # one lm-eval wrapper per batch size, around the same model
@@ -366,6 +370,12 @@ def evaluate_accuracy(
     return tuple(metric for index in range(len(plan)) for metric in found[index])
 
 
+def _is_deployment(model: Any) -> bool:
+    from agentic_compression.runtimes.base import Deployment
+
+    return isinstance(model, Deployment)
+
+
 @functools.lru_cache(maxsize=8)
 def _task_manager(include_dir: Path | None, include_defaults: bool) -> Any:
     # Indexing lm-eval's ~10k built-in YAMLs takes seconds: only done when a hub task needs it.
@@ -375,9 +385,12 @@ def _task_manager(include_dir: Path | None, include_defaults: bool) -> Any:
 
 
 def _wrap(model: Any, tokenizer: Any, batch_size: int) -> Any:
-    """lm-eval's HFLM around the in-memory model: no copy, no save, the model's own device."""
+    """The lm-eval model: a deployment's own (its runtime's log-likelihoods), or lm-eval's HFLM
+    around an in-memory model (no copy, no save, the model's own device)."""
     from lm_eval.models.huggingface import HFLM
 
+    if _is_deployment(model):
+        return model.lm_eval_model(batch_size)
     return HFLM(pretrained=model, tokenizer=tokenizer, batch_size=batch_size)
 
 

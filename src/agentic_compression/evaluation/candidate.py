@@ -1,7 +1,10 @@
 """Compress and measure one candidate: the unit of work of every search and experiment.
 
-``evaluate_candidate`` starts from a pristine copy of the base model, applies the recipe, and measures
-size, latency, perplexity, accuracy (when tasks are configured), peak memory and energy per phase.
+``evaluate_candidate`` starts from a pristine copy of the base model, applies the recipe's steps,
+deploys the result into the recipe's runtime (PyTorch eager as it is; llama.cpp as a GGUF file in a
+temporary folder), and measures it *there*: size of the deployed artefact, latency, perplexity,
+accuracy (when tasks are configured), peak memory and energy per phase. This is the one place that
+builds a candidate's measurement for ``run``, ``evaluate`` and the benchmarks.
 If compression fails, or a measurement raises, the result is ``status="failed"`` with the error and
 the phase it happened in; energy already spent is still reported (it was spent), but no metric is.
 
@@ -14,8 +17,11 @@ Example:
 from __future__ import annotations
 
 import gc
+import shutil
+import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from agentic_compression.carbon.meter import EnergyMeter
@@ -24,6 +30,7 @@ from agentic_compression.compression.calibration import CalibrationSource
 from agentic_compression.core.metrics import (
     CandidateMetrics,
     CandidateResult,
+    DeploymentRecord,
     EnergyReading,
     InferenceEnergy,
     StepReport,
@@ -31,10 +38,11 @@ from agentic_compression.core.metrics import (
 from agentic_compression.core.provenance import now, provenance
 from agentic_compression.core.recipe import Recipe
 from agentic_compression.errors import AgenticCompressionError, UserInputError
-from agentic_compression.evaluation.footprint import peak_memory, size_stats
+from agentic_compression.evaluation.footprint import peak_memory
 from agentic_compression.evaluation.latency import LatencyConfig, measure_latency
 from agentic_compression.evaluation.perplexity import PerplexityConfig, perplexity
 from agentic_compression.models.loading import LoadedModel
+from agentic_compression.runtimes import Deployment, Runtime, runtime_for
 
 if TYPE_CHECKING:
     from agentic_compression.evaluation.accuracy import AccuracyConfig
@@ -64,8 +72,13 @@ def evaluate_candidate(
     config: MeasureConfig,
     meter: EnergyMeter,
     progress: Progress = lambda _: None,
+    on_deployed: Callable[[Runtime, Deployment], None] | None = None,
 ) -> CandidateResult:
-    """Compress a fresh copy of ``base`` with ``recipe`` and measure it (see the module docstring)."""
+    """Compress a fresh copy of ``base`` with ``recipe`` and measure it (see the module docstring).
+
+    ``on_deployed(runtime, deployment)`` is called after the measurements, while the artefact
+    still exists (``export`` writes it out from there).
+    """
     import torch
 
     started_at = now()
@@ -91,59 +104,97 @@ def evaluate_candidate(
                 energy.append(box.reading)
 
     model = base.fresh_copy()
+    workdir = None
     try:
         progress(f"compressing: {recipe.label}")
         steps = run_phase("compression", lambda: compress(model, recipe, context))
         gc.collect()
-        device = str(next(model.parameters()).device)
-        latency = ppl = inference_energy = None
-        accuracy: tuple[Any, ...] = ()
-        with peak_memory(device) as peak:
-            if config.latency is not None:
-                progress("measuring prefill and decode latency")
-                lat_config = config.latency
-                latency = run_phase(
-                    "latency", lambda: measure_latency(model, base.tokenizer, lat_config)
-                )
-                inference_energy = _per_token(energy[-1], latency.new_tokens * latency.repeats)
-            if config.perplexity is not None:
-                progress("measuring perplexity on WikiText-2 test")
-                ppl_config = config.perplexity
-                ppl = run_phase("perplexity", lambda: perplexity(model, base.tokenizer, ppl_config))
-            if config.accuracy is not None:
-                from agentic_compression.evaluation.accuracy import evaluate_accuracy
-
-                progress("evaluating accuracy with lm-eval")
-                acc_config = config.accuracy
-                key = f"{base.model_hash}:{recipe.hash}"
-                accuracy = run_phase(
-                    "accuracy",
-                    lambda: evaluate_accuracy(model, base.tokenizer, acc_config, cache_key=key),
-                )
-        # Size last: writing the state dict to disk leaves dirty pages whose write-back would
-        # otherwise run in the kernel during the latency measurement.
-        phase = "size"
-        progress("measuring size and sparsity")
-        size = size_stats(model)
-        metrics = CandidateMetrics(
-            size=size,
-            latency=latency,
-            memory=peak.stats,
-            perplexity=ppl,
-            accuracy=accuracy,
-            inference_energy=inference_energy,
-        )
+        runtime = runtime_for(recipe.runtime)
+        workdir = Path(tempfile.mkdtemp(prefix="agentic-artefact-"))
+        folder = workdir
+        if recipe.runtime.is_default:  # PyTorch eager serves the model as it is: nothing to export
+            deployment = runtime.deploy(model, base, recipe.runtime, context, folder)
+        else:
+            progress(f"exporting to {recipe.runtime.label}")
+            deployment = run_phase(
+                "export", lambda: runtime.deploy(model, base, recipe.runtime, context, folder)
+            )
+            model = None  # the runtime holds its own copy of the weights now
+            gc.collect()
+        with deployment:
+            metrics = _measure(deployment, recipe, base, config, run_phase, energy, progress)
+            if on_deployed is not None:
+                on_deployed(runtime, deployment)
+        phase = "measured"
     except UserInputError:
         raise  # a mistake in what the user asked for: stop, don't record a failed trial
     except (AgenticCompressionError, RuntimeError, ValueError, TypeError, NotImplementedError,
             AttributeError, MemoryError, ImportError, OSError) as error:  # fmt: skip
         return failed(error)
     finally:
+        model = None
+        if workdir is not None:
+            shutil.rmtree(workdir, ignore_errors=True)
         gc.collect()
         if torch.cuda.is_available():
             torch.cuda.empty_cache()
     return _result(base, recipe, config, meter, context, started_at, steps, energy,
                    status="ok", metrics=metrics)  # fmt: skip
+
+
+def _measure(
+    deployment: Deployment,
+    recipe: Recipe,
+    base: LoadedModel,
+    config: MeasureConfig,
+    run_phase: Callable[[str, Callable[[], Any]], Any],
+    energy: list[EnergyReading],
+    progress: Progress,
+) -> CandidateMetrics:
+    """Latency, perplexity, accuracy, peak memory and size of a deployed candidate."""
+    latency = ppl = inference_energy = None
+    accuracy: tuple[Any, ...] = ()
+    with peak_memory(deployment.device) as peak:
+        if config.latency is not None:
+            progress("measuring prefill and decode latency")
+            lat_config = config.latency
+            latency = run_phase("latency", lambda: measure_latency(deployment, lat_config))
+            inference_energy = _per_token(energy[-1], latency.new_tokens * latency.repeats)
+        if config.perplexity is not None:
+            progress("measuring perplexity on WikiText-2 test")
+            ppl_config = config.perplexity
+            ppl = run_phase("perplexity", lambda: perplexity(deployment, ppl_config))
+        if config.accuracy is not None:
+            from agentic_compression.evaluation.accuracy import evaluate_accuracy
+
+            progress("evaluating accuracy with lm-eval")
+            acc_config = config.accuracy
+            key = f"{base.model_hash}:{recipe.hash}"
+            accuracy = run_phase(
+                "accuracy",
+                lambda: evaluate_accuracy(deployment, None, acc_config, cache_key=key),
+            )
+    # Size last: writing the state dict to disk leaves dirty pages whose write-back would
+    # otherwise run in the kernel during the latency measurement.
+    progress("measuring size and sparsity")
+    info = deployment.info
+    return CandidateMetrics(
+        size=deployment.size_stats(),
+        deployment=DeploymentRecord(
+            runtime=info.runtime,
+            format=info.format,
+            settings=recipe.runtime.params(),
+            tensor_types=dict(info.tensor_types),
+            artefact_sha256=info.sha256,
+            threads=info.threads,
+            notes=info.notes,
+        ),
+        latency=latency,
+        memory=peak.stats,
+        perplexity=ppl,
+        accuracy=accuracy,
+        inference_energy=inference_energy,
+    )
 
 
 def _per_token(reading: EnergyReading, tokens: int) -> InferenceEnergy:

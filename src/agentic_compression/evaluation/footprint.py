@@ -46,8 +46,12 @@ def dense_weight(layer: Any) -> Any:
     return data.dequantize() if hasattr(data, "dequantize") and data.is_quantized else data
 
 
-def size_stats(model: Any) -> SizeStats:
-    """Serialised bytes, logical parameter count and achieved sparsity (read off the stored weights)."""
+def size_stats(model: Any, serialized: tuple[int, str] | None = None) -> SizeStats:
+    """Serialised bytes, logical parameter count and achieved sparsity (read off the stored weights).
+
+    ``serialized`` gives the bytes and format of an artefact already written by a runtime (a GGUF
+    file); without it the model's state dict is written to disk and counted.
+    """
     linear_zeros = linear_total = 0
     linear_ids = set()
     for _, layer in linear_layers(decoder_blocks(model)):
@@ -69,9 +73,10 @@ def size_stats(model: Any) -> SizeStats:
         other_zeros += int((parameter == 0).sum())
         other_total += parameter.numel()
     total = linear_total + other_total
+    size, serialization = serialized or (serialized_bytes(model), SERIALIZATION)
     return SizeStats(
-        serialized_bytes=serialized_bytes(model),
-        serialization=SERIALIZATION,
+        serialized_bytes=size,
+        serialization=serialization,
         parameter_count=total,
         zero_parameter_count=linear_zeros + other_zeros,
         linear_weight_sparsity=linear_zeros / linear_total if linear_total else 0.0,

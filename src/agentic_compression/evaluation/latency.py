@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import statistics
-import time
-from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from agentic_compression.core.metrics import LatencyStats
 from agentic_compression.evaluation.text import wikitext2_test
+from agentic_compression.runtimes.base import Deployment
 
 
 class LatencyConfig(BaseModel):
@@ -27,39 +26,23 @@ def _percentile(values: list[float], q: float) -> float:
     return ordered[index]
 
 
-def measure_latency(model: Any, tokenizer: Any, config: LatencyConfig) -> LatencyStats:
-    """Time the prompt's forward pass (prefill) and each next-token step (decode) separately."""
-    import torch
+def measure_latency(deployment: Deployment, config: LatencyConfig) -> LatencyStats:
+    """Time the prompt's forward pass (prefill) and each next-token step (decode) separately.
 
-    device = next(model.parameters()).device
-    synchronize = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
-    ids = tokenizer(wikitext2_test()[:20000], add_special_tokens=False, return_tensors="pt")
-    prompt = ids.input_ids[:, : config.prompt_tokens].to(device)
+    The prompt is the first ``prompt_tokens`` tokens of WikiText-2 test as the runtime tokenizes it;
+    ``warmup`` untimed generations come first, then ``repeats`` timed ones.
+    """
+    prompt = deployment.tokenize(wikitext2_test()[:20000])[: config.prompt_tokens]
     prefill_ms: list[float] = []
     decode_ms: list[float] = []
-    with torch.inference_mode():
-        for run in range(config.warmup + config.repeats):
-            synchronize()
-            started = time.perf_counter()
-            out = model(prompt, use_cache=True)
-            synchronize()
-            prefill = (time.perf_counter() - started) * 1000
-            steps = []
-            past = out.past_key_values
-            token = out.logits[:, -1:].argmax(-1)
-            for _ in range(config.new_tokens):
-                started = time.perf_counter()
-                out = model(token, past_key_values=past, use_cache=True)
-                token = out.logits[:, -1:].argmax(-1)
-                synchronize()
-                steps.append((time.perf_counter() - started) * 1000)
-                past = out.past_key_values
-            if run >= config.warmup:
-                prefill_ms.append(prefill)
-                decode_ms.extend(steps)
+    for run in range(config.warmup + config.repeats):
+        times = deployment.time_generation(prompt, config.new_tokens)
+        if run >= config.warmup:
+            prefill_ms.append(times.prefill_ms)
+            decode_ms.extend(times.decode_ms)
     decode_median = statistics.median(decode_ms)
     return LatencyStats(
-        prompt_tokens=int(prompt.shape[1]),
+        prompt_tokens=len(prompt),
         new_tokens=config.new_tokens,
         warmup=config.warmup,
         repeats=config.repeats,
@@ -68,6 +51,6 @@ def measure_latency(model: Any, tokenizer: Any, config: LatencyConfig) -> Latenc
         decode_ms_median=decode_median,
         decode_ms_p90=_percentile(decode_ms, 0.9),
         decode_tokens_per_s=1000.0 / decode_median,
-        threads=torch.get_num_threads(),
-        device=str(device),
+        threads=deployment.threads,
+        device=deployment.device,
     )

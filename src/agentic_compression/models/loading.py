@@ -80,6 +80,19 @@ class LoadedModel:
     def architecture(self) -> str:
         return type(self.model).__name__
 
+    @property
+    def gguf_file(self) -> Path | None:
+        """The GGUF file the model was loaded from (embedded alias or .gguf spec), if any.
+
+        Its tokenizer is what llama.cpp was built to read, so the GGUF exporter copies it.
+        """
+        if self.spec in EMBEDDED_ALIASES:
+            embedded = EMBEDDED_ALIASES[self.spec]
+            return _package_folder(embedded.package) / embedded.gguf_file
+        if self.source.startswith("gguf:"):
+            return Path(self.source.removeprefix("gguf:"))
+        return None
+
 
 def tensor_hash(model: Any) -> str:
     """SHA-256 (16 hex digits) over names, dtypes, shapes and bytes of the state dict."""

@@ -1,9 +1,11 @@
 """The search space of the offline planners: recipes <-> a few named parameters.
 
 A point of the space is a :class:`SpacePoint`: a pruning method (``none``, ``magnitude``, ``wanda``
-or ``nm-2:4``), a sparsity for the unstructured methods, and one precision/quantization choice
-(``fp32``, ``bf16``, ``int8_weight_only``, ``int8_dynamic``, ``nf4``, ``fp4``, ``bnb_8bit``, and
-``int4_weight_only`` where CUDA is available). :meth:`SearchSpace.to_recipe` turns a point into a
+or ``nm-2:4``), a sparsity for the unstructured methods, and one precision/quantization choice, which
+also says where the candidate is served: PyTorch eager (``fp32``, ``bf16``, ``int8_weight_only``,
+``int8_dynamic``, ``nf4``, ``fp4``, ``bnb_8bit``, and ``int4_weight_only`` where CUDA is available)
+or llama.cpp with the weights exported in a GGUF type (``gguf-f16``, ``gguf-q8_0``, ``gguf-q4_k_m``
+...). So the planners search the joint (recipe x runtime) space with no change of their own. :meth:`SearchSpace.to_recipe` turns a point into a
 :class:`Recipe` (pruning first, then the single precision step); :meth:`SearchSpace.from_recipe` is the
 inverse, ``None`` for a recipe outside the space. Sparsity is discrete (``sparsity_levels``), so the
 space is a finite grid a planner can enumerate when sampling keeps hitting trials already run.
@@ -31,6 +33,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from agentic_compression.core.recipe import Recipe
+from agentic_compression.core.runtime_config import GGUF_QUANT_BITS, LlamaCppRuntime
 
 #: Pruning choices; "nm-2:4" is 2:4 semi-structured (its sparsity is fixed at 0.5).
 PRUNING_METHODS = ("none", "magnitude", "wanda", "nm-2:4")
@@ -59,6 +62,18 @@ _QUANT_LABELS = {
     "int4_weight_only": "int4",
 }
 CPU_QUANTIZATIONS = ("fp32", "bf16", "int8_weight_only", "int8_dynamic", "nf4", "fp4", "bnb_8bit")
+#: Precision choices served by llama.cpp: "gguf-q4_k_m" -> GGUF type Q4_K_M (default settings).
+GGUF_CHOICES: Mapping[str, str] = {f"gguf-{quant.lower()}": quant for quant in GGUF_QUANT_BITS}
+#: The GGUF types a default search tries: llama.cpp's common picks from 16 down to 4 bits.
+DEFAULT_GGUF_QUANTIZATIONS = (
+    "gguf-f16",
+    "gguf-q8_0",
+    "gguf-q6_k",
+    "gguf-q5_k_m",
+    "gguf-q4_k_m",
+    "gguf-q4_0",
+    "gguf-iq4_xs",
+)
 #: 0.1 steps up to 0.7: beyond that, unrecovered pruning leaves a 135M-7B model unusable.
 DEFAULT_SPARSITY_LEVELS = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7)
 #: The older codebase's bit widths and what they mean here.
@@ -72,9 +87,11 @@ _QUANTIZATION_TO_BITS: Mapping[str, int] = {
     "nf4": 4,
     "fp4": 4,
     "int4_weight_only": 4,
+    **{choice: int(GGUF_QUANT_BITS[quant]) for choice, quant in GGUF_CHOICES.items()},
 }
 #: Known-good starting points, most informative first: the uncompressed baseline (the reference
-#: for accuracy drops), bf16 (lossless halving, on every backend), the two quantizations that keep
+#: for accuracy drops), llama.cpp's near-lossless Q8_0 and its usual 4-bit pick Q4_K_M (where the
+#: space has llama.cpp), bf16 (lossless halving, on every backend), the two quantizations that keep
 #: quality while quartering the weights or more, and the paper's pruning+int8 combination.
 #: ``benchmarks/search_efficiency.py`` measures what the seeds and the TPE search each contribute.
 SEED_POINTS: tuple[SpacePoint, ...]  # filled below, after SpacePoint is defined
@@ -91,7 +108,7 @@ class SpacePoint:
     @property
     def label(self) -> str:
         """A readable recipe name: ``fp32``, ``nf4``, ``wanda-30+int8``, ``2of4+bf16``."""
-        quant = _QUANT_LABELS[self.quantization]
+        quant = _QUANT_LABELS.get(self.quantization, self.quantization)
         if self.pruning == "none":
             return quant
         prune = (
@@ -106,6 +123,8 @@ class SpacePoint:
 
 SEED_POINTS = (
     SpacePoint("none", 0.0, "fp32"),
+    SpacePoint("none", 0.0, "gguf-q8_0"),
+    SpacePoint("none", 0.0, "gguf-q4_k_m"),
     SpacePoint("none", 0.0, "bf16"),
     SpacePoint("none", 0.0, "int8_weight_only"),
     SpacePoint("none", 0.0, "nf4"),
@@ -159,11 +178,12 @@ class SearchSpace:
 
     def __post_init__(self) -> None:
         unknown_pruning = set(self.pruning) - set(PRUNING_METHODS)
-        unknown_quant = set(self.quantizations) - set(QUANTIZATION_STEPS)
+        unknown_quant = set(self.quantizations) - set(QUANTIZATION_STEPS) - set(GGUF_CHOICES)
         if unknown_pruning or unknown_quant or not self.pruning or not self.quantizations:
             raise ValueError(
                 f"bad search space: pruning {self.pruning} (from {PRUNING_METHODS}), "
-                f"quantizations {self.quantizations} (from {tuple(QUANTIZATION_STEPS)})"
+                f"quantizations {self.quantizations} "
+                f"(from {(*QUANTIZATION_STEPS, *GGUF_CHOICES)})"
             )
         levels = tuple(sorted({_round_sparsity(s) for s in self.sparsity_levels}))
         if any(not 0.0 < s < 1.0 for s in levels):
@@ -173,12 +193,22 @@ class SearchSpace:
         object.__setattr__(self, "sparsity_levels", levels)
 
     @classmethod
-    def for_this_machine(cls) -> SearchSpace:
-        """The default space, with ``int4_weight_only`` only where a CUDA GPU is available."""
+    def for_this_machine(cls, runtimes: Sequence[str] | None = None) -> SearchSpace:
+        """The default space over ``runtimes`` (None: every runtime installed here), with
+        ``int4_weight_only`` only where a CUDA GPU is available."""
         import torch
 
-        extra = ("int4_weight_only",) if torch.cuda.is_available() else ()
-        return cls(quantizations=CPU_QUANTIZATIONS + extra)
+        from agentic_compression.runtimes import installed_runtimes
+
+        runtimes = installed_runtimes() if runtimes is None else tuple(runtimes)
+        quantizations: tuple[str, ...] = ()
+        if "torch" in runtimes:
+            quantizations += CPU_QUANTIZATIONS
+            if torch.cuda.is_available():
+                quantizations += ("int4_weight_only",)
+        if "llamacpp" in runtimes:
+            quantizations += DEFAULT_GGUF_QUANTIZATIONS
+        return cls(quantizations=quantizations)
 
     # ------------------------------------------------------------------ points and recipes
 
@@ -207,6 +237,9 @@ class SearchSpace:
             steps.append({"method": point.pruning, "sparsity": point.sparsity})
         elif point.pruning == "nm-2:4":
             steps.append({"method": "nm", "n": 2, "m": 4, "criterion": "wanda"})
+        if point.quantization in GGUF_CHOICES:
+            runtime = LlamaCppRuntime(quant=GGUF_CHOICES[point.quantization])
+            return Recipe.from_steps(steps, name=point.label, runtime=runtime)
         steps.append(dict(QUANTIZATION_STEPS[point.quantization]))
         return Recipe.from_steps(steps, name=point.label)
 
@@ -224,9 +257,14 @@ class SearchSpace:
                 pruning, sparsity = recipe.steps[0].method, _round_sparsity(first["sparsity"])
             else:
                 pruning = "nm-2:4"
-        if len(steps) > 1:
+        if not recipe.runtime.is_default:
+            if steps or not isinstance(recipe.runtime, LlamaCppRuntime):
+                return None
+            quant: str | None = f"gguf-{recipe.runtime.quant.lower()}"
+        elif len(steps) > 1:
             return None
-        quant = "fp32" if not steps else _quantization_of(Recipe((steps[0],)).hash)
+        else:
+            quant = "fp32" if not steps else _quantization_of(Recipe((steps[0],)).hash)
         if quant is None:
             return None
         point = SpacePoint(pruning, sparsity, quant)

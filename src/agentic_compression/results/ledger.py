@@ -27,6 +27,7 @@ from agentic_compression.results.records import TrialRecord
 #: Which phase of a candidate's evaluation each energy reading's phase name belongs to.
 _PHASE_GROUPS = {
     "compression": "compression",
+    "export": "compression",
     "training": "training",
     "size": "evaluation",
     "latency": "evaluation",

@@ -1,0 +1,125 @@
+"""Where a candidate is served: the runtime part of a recipe, as frozen, validated data.
+
+A candidate is a recipe *and* a runtime: the same pruned model served by PyTorch eager and by
+llama.cpp at Q4_K_M costs and saves different things, so the runtime and its settings are part of the
+recipe (and of its hash). :class:`TorchRuntime` is the default and keeps the hash of a recipe that
+names no runtime unchanged. The behaviour of each runtime (export, measurement) lives in
+:mod:`agentic_compression.runtimes`; this module holds only what is stored and hashed.
+
+Example:
+    >>> parse_runtime({"name": "llamacpp", "quant": "Q4_K_M"}).label
+    'llamacpp-Q4_K_M'
+    >>> parse_runtime({"name": "llamacpp", "quant": "Q3_K"})  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    agentic_compression.errors.UserInputError: llamacpp has no quant type 'Q3_K'; it has: F32, F16, ...
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any, ClassVar, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from agentic_compression.errors import UserInputError
+
+#: GGUF weight types the llama.cpp runtime can write, with the nominal bits per weight of the
+#: quantized matrices (the real mix of every artefact is read back from the file and recorded).
+GGUF_QUANT_BITS: Mapping[str, float] = {
+    "F32": 32,
+    "F16": 16,
+    "BF16": 16,
+    "Q8_0": 8.5,
+    "Q6_K": 6.5625,
+    "Q5_K_M": 5.5,
+    "Q5_1": 6,
+    "Q5_0": 5.5,
+    "Q4_K_M": 4.5,
+    "Q4_1": 5,
+    "Q4_0": 4.5,
+    "IQ4_NL": 4.5,
+    "IQ4_XS": 4.25,
+}
+
+
+class RuntimeConfig(BaseModel):
+    """Base of every runtime's settings. ``name`` selects the runtime."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    name: str
+    is_default: ClassVar[bool] = False
+
+    @property
+    def label(self) -> str:
+        return self.name
+
+    def params(self) -> dict[str, Any]:
+        return self.model_dump(mode="json")
+
+
+class TorchRuntime(RuntimeConfig):
+    """PyTorch eager on the machine's device, the model held in memory (the default)."""
+
+    name: Literal["torch"] = "torch"
+    is_default: ClassVar[bool] = True
+
+
+class LlamaCppRuntime(RuntimeConfig):
+    """llama.cpp serving a GGUF file: the weights are written in ``quant`` on export.
+
+    ``imatrix`` weights the quantization error by an importance matrix measured on the calibration
+    text (never evaluation text). ``threads`` None means the torch thread count of the process, so
+    both runtimes use the same cores. ``context`` and ``batch`` are llama.cpp's n_ctx and n_batch.
+    ``kv_cache`` is the type of the K and V cache (f16 is llama.cpp's default).
+    """
+
+    name: Literal["llamacpp"] = "llamacpp"
+    quant: str = "Q8_0"
+    imatrix: bool = False
+    threads: int | None = Field(None, ge=1)
+    context: int = Field(2048, ge=64)
+    batch: int = Field(512, ge=16)
+    kv_cache: Literal["f16", "q8_0", "q4_0"] = "f16"
+
+    @field_validator("quant")
+    @classmethod
+    def _known_quant(cls, value: str) -> str:
+        upper = value.upper()
+        if upper not in GGUF_QUANT_BITS:
+            raise ValueError(
+                f"llamacpp has no quant type {value!r}; it has: {', '.join(GGUF_QUANT_BITS)}"
+            )
+        return upper
+
+    @property
+    def label(self) -> str:
+        suffix = "+imatrix" if self.imatrix else ""
+        return f"llamacpp-{self.quant}{suffix}"
+
+
+RUNTIME_CONFIGS: dict[str, type[RuntimeConfig]] = {
+    "torch": TorchRuntime,
+    "llamacpp": LlamaCppRuntime,
+}
+
+
+def parse_runtime(data: Mapping[str, Any] | str | None) -> RuntimeConfig:
+    """A validated runtime config from ``{"name": ..., **settings}`` or a bare name (None: torch)."""
+    if data is None:
+        return TorchRuntime()
+    if isinstance(data, str):
+        data = {"name": data}
+    if not isinstance(data, Mapping) or "name" not in data:
+        raise UserInputError(f"a runtime must be an object with a 'name' key, got {data!r}")
+    name = str(data["name"])
+    if name not in RUNTIME_CONFIGS:
+        raise UserInputError(f"unknown runtime {name!r}; runtimes: {', '.join(RUNTIME_CONFIGS)}")
+    try:
+        return RUNTIME_CONFIGS[name](**dict(data))
+    except ValidationError as error:
+        messages = "; ".join(
+            str(item["msg"]).removeprefix("Value error, ") for item in error.errors()
+        )
+        raise UserInputError(messages) from None

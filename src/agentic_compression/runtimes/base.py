@@ -1,0 +1,120 @@
+"""The runtime interface: deploy a compressed model into the runtime that serves it, then measure there.
+
+A :class:`Runtime` turns the compressed in-memory model into its own artefact (PyTorch: the model as
+it is; llama.cpp: a GGUF file) and loads it as a :class:`Deployment`. Every measurement is written
+once, over the deployment's few primitives, so that all runtimes are measured the same way:
+
+* perplexity: :meth:`Deployment.tokenize` + :meth:`Deployment.window_nll` on the same WikiText-2
+  windows;
+* latency: :meth:`Deployment.time_generation` (greedy, KV cache, prefill then one step per token);
+* accuracy: :meth:`Deployment.lm_eval_model`, an lm-eval ``LM`` over the runtime's own
+  log-likelihoods and generations;
+* size: :meth:`Deployment.size_stats`, the bytes of the deployed files.
+
+Example:
+    >>> runtime = runtime_for(LlamaCppRuntime(quant="Q4_K_M"))          # doctest: +SKIP
+    >>> with runtime.deploy(model, base, context, workdir) as deployment:  # doctest: +SKIP
+    ...     deployment.time_generation(deployment.tokenize("Hello")[:8], 4)
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+from agentic_compression.core.metrics import SizeStats
+from agentic_compression.core.runtime_config import RuntimeConfig
+
+
+@dataclass(frozen=True)
+class GenerationTimes:
+    """Milliseconds of one greedy generation: the prompt's forward pass, then each decode step."""
+
+    prefill_ms: float
+    decode_ms: tuple[float, ...]
+
+
+@dataclass(frozen=True)
+class ArtefactInfo:
+    """What was deployed: files, their format, and facts read back from them."""
+
+    runtime: str
+    format: str
+    files: tuple[Path, ...] = ()
+    #: ggml type -> tensor count (llama.cpp), read from the written file.
+    tensor_types: dict[str, int] = field(default_factory=dict)
+    notes: tuple[str, ...] = ()
+    sha256: str | None = None
+    threads: int | None = None
+
+
+class Deployment(ABC):
+    """A compressed model loaded in its runtime, ready to be measured. Close it when done."""
+
+    info: ArtefactInfo
+
+    @abstractmethod
+    def tokenize(self, text: str) -> list[int]:
+        """Token ids of ``text`` as the runtime tokenizes it (no special tokens added)."""
+
+    @abstractmethod
+    def window_nll(self, windows: Sequence[Sequence[int]]) -> tuple[float, int]:
+        """Summed next-token negative log-likelihood over the windows, and tokens predicted."""
+
+    @abstractmethod
+    def time_generation(self, prompt: Sequence[int], new_tokens: int) -> GenerationTimes:
+        """Greedy generation of ``new_tokens`` decode steps after the prompt, timed per step."""
+
+    @abstractmethod
+    def lm_eval_model(self, batch_size: int) -> Any:
+        """An lm-eval ``LM`` that scores and generates with this deployment."""
+
+    @abstractmethod
+    def size_stats(self) -> SizeStats:
+        """Bytes of the deployed artefact, parameters and achieved sparsity."""
+
+    @property
+    @abstractmethod
+    def threads(self) -> int: ...
+
+    @property
+    @abstractmethod
+    def device(self) -> str: ...
+
+    def close(self) -> None:  # noqa: B027 - most runtimes hold nothing to free
+        """Free the runtime's resources (files in the work folder are the caller's)."""
+
+    def __enter__(self) -> Deployment:
+        return self
+
+    def __exit__(
+        self,
+        kind: type[BaseException] | None,
+        error: BaseException | None,
+        trace: TracebackType | None,
+    ) -> None:
+        self.close()
+
+
+class Runtime(ABC):
+    """One serving runtime: how to deploy a compressed model into it and what it can take."""
+
+    name: str
+
+    @abstractmethod
+    def deploy(
+        self, model: Any, base: Any, config: RuntimeConfig, context: Any, workdir: Path
+    ) -> Deployment:
+        """Export ``model`` (compressed in place from ``base``) and load it; files go to ``workdir``."""
+
+    @abstractmethod
+    def write_artefact(self, deployment: Deployment, output: Path) -> list[Path]:
+        """Copy the deployable files of ``deployment`` to ``output``; the paths written."""
+
+    @abstractmethod
+    def serve_command(self, files: Sequence[Path], config: RuntimeConfig) -> str:
+        """The command a user runs to serve the written artefact."""

@@ -1,0 +1,366 @@
+"""Export a (compressed) Hugging Face causal LM to a GGUF file that llama.cpp serves.
+
+Architectures: ``llama`` and ``mistral`` (GGUF arch ``llama``, with the q/k rows permuted from the
+Hugging Face rotary layout back to llama.cpp's), and ``qwen2`` (GGUF arch ``qwen2``, NeoX rotary, no
+permutation, q/k/v biases). Anything else is refused with a one-line :class:`UserInputError`.
+
+Weights are quantized tensor by tensor with llama.cpp's own ggml kernels
+(:func:`~agentic_compression.runtimes.llamacpp_lib.quantize_rows`), following llama.cpp's type
+choice (``llama-quantize``):
+
+* 1-D tensors (norms, biases) stay F32;
+* the output matrix (or the token embedding when the two are tied) gets Q6_K in every quantized
+  type but Q8_0 (which keeps Q8_0);
+* the ``_M`` mixes (Q4_K_M, Q5_K_M) give Q6_K to ``attn_v`` and ``ffn_down`` in the first and last
+  eighth of the layers and every third layer between; the rest gets the base type;
+* a type whose block does not divide a row falls back as llama.cpp does (Q4_K -> Q5_0,
+  Q5_K -> Q5_1, Q6_K -> Q8_0, IQ4_XS -> IQ4_NL; F16 if even 32 does not divide it). The embedded
+  model's hidden size is 576, not a multiple of 256, so most of its K-quant tensors fall back.
+
+The per-tensor types are read back from the written file (:func:`tensor_types`), never assumed.
+
+``importance`` (an importance matrix: the mean square of each input column of every linear layer,
+measured on calibration text by :func:`importance_matrix`) weights the rounding error of every type
+that accepts one, as ``llama-imatrix`` + ``llama-quantize --imatrix`` do.
+
+Tokenizer: copied verbatim from a source GGUF when the base model came from one (the embedded model
+does); otherwise built from the Hugging Face tokenizer (byte-level BPE only).
+"""
+
+from __future__ import annotations
+
+import collections
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from agentic_compression.errors import UserInputError
+
+_ARCHES = {"llama": ("LLAMA", True), "mistral": ("LLAMA", True), "qwen2": ("QWEN2", False)}
+
+#: Requested type -> (base ggml type of the big matrices, whether it is an _M mix).
+_BASE_TYPE = {
+    "F32": ("F32", False),
+    "F16": ("F16", False),
+    "BF16": ("BF16", False),
+    "Q8_0": ("Q8_0", False),
+    "Q6_K": ("Q6_K", False),
+    "Q5_K_M": ("Q5_K", True),
+    "Q5_1": ("Q5_1", False),
+    "Q5_0": ("Q5_0", False),
+    "Q4_K_M": ("Q4_K", True),
+    "Q4_1": ("Q4_1", False),
+    "Q4_0": ("Q4_0", False),
+    "IQ4_NL": ("IQ4_NL", False),
+    "IQ4_XS": ("IQ4_XS", False),
+}
+_FALLBACK = {"Q4_K": "Q5_0", "Q5_K": "Q5_1", "Q6_K": "Q8_0", "IQ4_XS": "IQ4_NL"}
+_FLOAT_TYPES = ("F32", "F16", "BF16")
+
+
+@dataclass(frozen=True)
+class GGUFArtefact:
+    """A written GGUF file and what is really in it."""
+
+    path: Path
+    size_bytes: int
+    requested_type: str
+    #: Tensor name -> ggml type name, as read back from the file.
+    tensor_types: Mapping[str, str]
+    #: Tensors that got another type than the rule asked for, because a row did not fit its blocks.
+    fallbacks: int
+    imatrix: bool
+    notes: tuple[str, ...] = field(default_factory=tuple)
+
+    @property
+    def type_counts(self) -> dict[str, int]:
+        return dict(collections.Counter(self.tensor_types.values()).most_common())
+
+
+def _architecture(model: Any) -> tuple[Any, bool]:
+    import gguf
+
+    model_type = getattr(model.config, "model_type", None)
+    if model_type not in _ARCHES:
+        raise UserInputError(
+            f"the GGUF exporter maps llama, mistral and qwen2 models; {model_type!r} "
+            f"({type(model).__name__}) is not supported: serve it with runtime torch"
+        )
+    arch_name, permute = _ARCHES[model_type]
+    return getattr(gguf.MODEL_ARCH, arch_name), permute
+
+
+def _permute_rows(weight: Any, n_head: int) -> Any:
+    """Hugging Face rotary layout -> llama.cpp's: interleave the two halves of every head's rows."""
+    shape = weight.shape
+    return (
+        weight.reshape(n_head, 2, shape[0] // n_head // 2, *shape[1:]).swapaxes(1, 2).reshape(shape)
+    )
+
+
+def _use_more_bits(layer: int, n_layers: int) -> bool:
+    return layer < n_layers // 8 or layer >= 7 * n_layers // 8 or (layer - n_layers // 8) % 3 == 2
+
+
+def choose_type(
+    gguf_name: str, shape: tuple[int, ...], requested: str, n_layers: int, tied_output: bool
+) -> tuple[str, bool]:
+    """llama.cpp's type for one tensor (see the module docstring) and whether it fell back.
+
+    >>> choose_type("blk.0.attn_v.weight", (192, 576), "Q4_K_M", 30, True)
+    ('Q8_0', True)
+    >>> choose_type("blk.5.attn_q.weight", (576, 576), "Q4_0", 30, True)
+    ('Q4_0', False)
+    """
+    import gguf
+
+    if len(shape) < 2 or requested == "F32":
+        return "F32", False
+    base, mix = _BASE_TYPE[requested]
+    wanted = base
+    is_output = gguf_name == "output.weight" or (tied_output and gguf_name == "token_embd.weight")
+    if base not in _FLOAT_TYPES and base != "Q8_0" and is_output:
+        wanted = "Q6_K"
+    elif mix:
+        match = re.match(r"blk\.(\d+)\.(attn_v|ffn_down)\.weight$", gguf_name)
+        if match and _use_more_bits(int(match.group(1)), n_layers):
+            wanted = "Q6_K"
+    chosen = wanted
+    n_per_row = shape[-1]
+    while n_per_row % gguf.GGML_QUANT_SIZES[getattr(gguf.GGMLQuantizationType, chosen)][0]:
+        chosen = _FALLBACK.get(chosen, "F16")
+    return chosen, chosen != wanted
+
+
+def importance_matrix(model: Any, batch: Any) -> dict[str, Any]:
+    """Mean square of every input column of each linear layer of the decoder, over ``batch``.
+
+    Keys are the Hugging Face weight names (``model.layers.0.mlp.down_proj.weight``); values are
+    float32 numpy vectors of the layer's ``in_features``.
+    """
+    import torch
+
+    sums: dict[str, Any] = {}
+    counts: dict[str, int] = collections.defaultdict(int)
+    hooks = []
+
+    def hook_for(name: str) -> Any:
+        def hook(module: Any, inputs: tuple[Any, ...], output: Any) -> None:
+            x = inputs[0].detach().float().reshape(-1, inputs[0].shape[-1])
+            squares = (x * x).sum(dim=0)
+            sums[name] = squares if name not in sums else sums[name] + squares
+            counts[name] += x.shape[0]
+
+        return hook
+
+    for name, module in model.named_modules():
+        if isinstance(module, torch.nn.Linear) and ".layers." in f".{name}":
+            hooks.append(module.register_forward_hook(hook_for(f"{name}.weight")))
+    try:
+        with torch.inference_mode():
+            for row in batch:
+                model(row.unsqueeze(0), use_cache=False)
+    finally:
+        for handle in hooks:
+            handle.remove()
+    return {name: (sums[name] / counts[name]).cpu().numpy() for name in sums}
+
+
+def _hf_state(model: Any) -> dict[str, Any]:
+    """Float32 numpy weights by Hugging Face name (tied output dropped)."""
+    import torch
+
+    tied = bool(getattr(model.config, "tie_word_embeddings", False))
+    state = {}
+    for name, tensor in model.state_dict().items():
+        if name.endswith("rotary_emb.inv_freq") or (tied and name == "lm_head.weight"):
+            continue
+        if not tensor.is_floating_point():
+            raise UserInputError(
+                f"{name} is stored as {tensor.dtype}: GGUF export needs float weights; "
+                "let the llamacpp runtime quantize (runtime quant) instead of a torch quantization step"
+            )
+        state[name] = tensor.detach().to(torch.float32).cpu().numpy()
+    return state
+
+
+def export_gguf(
+    model: Any,
+    tokenizer: Any,
+    path: Path,
+    requested: str,
+    *,
+    tokenizer_gguf: Path | None = None,
+    importance: Mapping[str, Any] | None = None,
+    name: str = "agentic-compression export",
+) -> GGUFArtefact:
+    """Write ``model`` as a GGUF file of type ``requested`` at ``path`` (see the module docstring)."""
+    import gguf
+
+    from agentic_compression.runtimes.llamacpp_lib import quantize_rows
+
+    arch, permute = _architecture(model)
+    config = model.config
+    n_layers = int(config.num_hidden_layers)
+    n_head = int(config.num_attention_heads)
+    n_head_kv = int(getattr(config, "num_key_value_heads", None) or n_head)
+    head_dim = int(getattr(config, "head_dim", None) or config.hidden_size // n_head)
+    tied = bool(getattr(config, "tie_word_embeddings", False))
+    names = gguf.get_tensor_name_map(arch, n_layers)
+
+    writer = gguf.GGUFWriter(str(path), gguf.MODEL_ARCH_NAMES[arch])
+    writer.add_name(name)
+    writer.add_context_length(int(getattr(config, "max_position_embeddings", 2048)))
+    writer.add_embedding_length(int(config.hidden_size))
+    writer.add_block_count(n_layers)
+    writer.add_feed_forward_length(int(config.intermediate_size))
+    writer.add_head_count(n_head)
+    writer.add_head_count_kv(n_head_kv)
+    writer.add_rope_dimension_count(head_dim)
+    if head_dim != config.hidden_size // n_head:
+        writer.add_key_length(head_dim)
+        writer.add_value_length(head_dim)
+    writer.add_rope_freq_base(float(_rope_theta(config)))
+    writer.add_layer_norm_rms_eps(float(config.rms_norm_eps))
+    writer.add_vocab_size(int(config.vocab_size))
+    writer.add_file_type(int(getattr(gguf.LlamaFileType, _file_type_name(requested))))
+    writer.add_quantization_version(gguf.GGML_QUANT_VERSION)
+    notes = list(_add_tokenizer(writer, tokenizer, model, tokenizer_gguf))
+
+    fallbacks = 0
+    for hf_name, weights in _hf_state(model).items():
+        gguf_name = names.get_name(hf_name, try_suffixes=(".weight", ".bias"))
+        if gguf_name is None:
+            raise UserInputError(f"the GGUF exporter cannot map tensor {hf_name!r}")
+        if permute and hf_name.endswith(("q_proj.weight", "q_proj.bias")):
+            weights = _permute_rows(weights, n_head)
+        elif permute and hf_name.endswith(("k_proj.weight", "k_proj.bias")):
+            weights = _permute_rows(weights, n_head_kv)
+        chosen, fell_back = choose_type(gguf_name, weights.shape, requested, n_layers, tied)
+        fallbacks += fell_back
+        if chosen == "F32":
+            writer.add_tensor(gguf_name, weights)
+            continue
+        ggml_type = getattr(gguf.GGMLQuantizationType, chosen)
+        column_importance = None if importance is None else importance.get(hf_name)
+        packed = quantize_rows(weights, int(ggml_type), column_importance)
+        # A uint8 array shaped (rows, bytes per row): the writer derives the element shape from it.
+        writer.add_tensor(gguf_name, packed.reshape(weights.shape[0], -1), raw_dtype=ggml_type)
+
+    writer.write_header_to_file()
+    writer.write_kv_data_to_file()
+    writer.write_tensors_to_file()
+    writer.close()
+    return GGUFArtefact(
+        path=path,
+        size_bytes=path.stat().st_size,
+        requested_type=requested,
+        tensor_types=tensor_types(path),
+        fallbacks=fallbacks,
+        imatrix=importance is not None,
+        notes=tuple(notes),
+    )
+
+
+def _rope_theta(config: Any) -> float:
+    theta = getattr(config, "rope_theta", None)
+    if theta is None:  # transformers 5 keeps it in rope_parameters
+        theta = (getattr(config, "rope_parameters", None) or {}).get("rope_theta", 10000.0)
+    return float(theta)
+
+
+def _file_type_name(requested: str) -> str:
+    return "ALL_F32" if requested == "F32" else f"MOSTLY_{requested}"
+
+
+def tensor_types(path: Path) -> dict[str, str]:
+    """Tensor name -> ggml type name, read from the file."""
+    import gguf
+
+    reader = gguf.GGUFReader(str(path))
+    return {tensor.name: tensor.tensor_type.name for tensor in reader.tensors}
+
+
+def _add_tokenizer(writer: Any, tokenizer: Any, model: Any, source: Path | None) -> list[str]:
+    """Copy the tokenizer from a source GGUF, else build a byte-level BPE one; notes on what was done."""
+    import gguf
+
+    if source is not None:
+        reader = gguf.GGUFReader(str(source))
+        copied = 0
+        for key, kv in reader.fields.items():
+            if not key.startswith("tokenizer."):
+                continue
+            value = kv.contents()
+            main_type = kv.types[0]
+            sub_type = kv.types[-1] if main_type == gguf.GGUFValueType.ARRAY else None
+            writer.add_key_value(key, value, main_type, sub_type=sub_type)
+            copied += 1
+        return [f"tokenizer: {copied} fields copied from {source.name}"]
+    return _bpe_tokenizer(writer, tokenizer, model)
+
+
+#: llama.cpp pre-tokenizer names for tokenizers it is known to match (by model type and vocab).
+_PRE_TOKENIZERS = {("qwen2", None): "qwen2", ("llama", 128256): "llama-bpe"}
+
+
+def _bpe_tokenizer(writer: Any, tokenizer: Any, model: Any) -> list[str]:
+    import json
+
+    import gguf
+
+    backend = getattr(tokenizer, "backend_tokenizer", None)
+    if backend is None:
+        raise UserInputError(
+            f"the GGUF exporter needs a fast byte-level BPE tokenizer, {type(tokenizer).__name__} "
+            "is not one; export from a .gguf model or serve with runtime torch"
+        )
+    spec = json.loads(backend.to_str())
+    if spec.get("model", {}).get("type") != "BPE":
+        raise UserInputError(
+            "the GGUF exporter writes byte-level BPE tokenizers only (this one is "
+            f"{spec.get('model', {}).get('type')}); export from a .gguf model or use runtime torch"
+        )
+    vocab = tokenizer.get_vocab()
+    size = max(int(model.config.vocab_size), len(vocab))
+    by_id = {index: token for token, index in vocab.items()}
+    added = {token.content: token.special for token in tokenizer.added_tokens_decoder.values()}
+    tokens, types = [], []
+    for index in range(size):
+        token = by_id.get(index, f"[PAD{index}]")
+        tokens.append(token)
+        if index not in by_id:
+            types.append(gguf.TokenType.UNUSED)
+        elif token in added:
+            types.append(gguf.TokenType.CONTROL if added[token] else gguf.TokenType.USER_DEFINED)
+        else:
+            types.append(gguf.TokenType.NORMAL)
+    merges = spec["model"].get("merges", [])
+    merges = [" ".join(m) if isinstance(m, list) else m for m in merges]
+    model_type = getattr(model.config, "model_type", None)
+    pre = _PRE_TOKENIZERS.get((model_type, None)) or _PRE_TOKENIZERS.get((model_type, size))
+    writer.add_tokenizer_model("gpt2")
+    writer.add_tokenizer_pre(pre or "default")
+    writer.add_token_list(tokens)
+    writer.add_token_types(types)
+    writer.add_token_merges(merges)
+    for attribute, add in (
+        ("bos_token_id", writer.add_bos_token_id),
+        ("eos_token_id", writer.add_eos_token_id),
+        ("pad_token_id", writer.add_pad_token_id),
+    ):
+        value = getattr(tokenizer, attribute, None)
+        if value is not None:
+            add(int(value))
+    template = getattr(tokenizer, "chat_template", None)
+    if isinstance(template, str):
+        writer.add_chat_template(template)
+    notes = [f"tokenizer: byte-level BPE from the Hugging Face tokenizer ({len(merges)} merges)"]
+    if pre is None:
+        notes.append(
+            "tokenizer: llama.cpp's pre-tokenizer for this model is not known here; 'default' was "
+            "written (the tokenizer agreement check of the export says whether it matches)"
+        )
+    return notes
