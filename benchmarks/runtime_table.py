@@ -4,7 +4,7 @@ Run: ``.venv/bin/python benchmarks/runtime_table.py`` (about an hour on 2 CPU co
 machine). Writes ``benchmarks/results/runtime_table.{json,md}`` after every row.
 
 Per row: artefact size, perplexity (WikiText-2 test, 16 x 512 tokens), accuracy (ARC-Easy acc and
-HellaSwag acc_norm, 100 examples each, 0-shot, from ``../shared/benchmarks``), decode ms/token p50
+HellaSwag acc_norm, 200 examples each, 0-shot, from ``../shared/benchmarks``), decode ms/token p50
 and p90 and tokens/s (128-token prompt, 32 new tokens, 1 warm-up + 5 repeats), prefill, energy per
 1k generated tokens. Every figure is measured in the runtime that serves the candidate: llama.cpp's
 rows come from llama.cpp's own logits and decode calls.
@@ -29,8 +29,9 @@ RESULTS = Path(__file__).parent / "results"
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "benchmarks"
 CANDIDATES = [
     "fp32", "bf16", "int8-weight-only",
-    "gguf-f16", "gguf-q8_0", "gguf-q6_k", "gguf-q5_k_m", "gguf-q4_k_m", "gguf-q4_0",
-    "gguf-q4_1", "gguf-iq4_nl", "gguf-iq4_xs", "gguf-q4_k_m-imatrix",
+    "gguf-f16", "gguf-bf16", "gguf-q8_0", "gguf-q6_k", "gguf-q5_k_m", "gguf-q5_1", "gguf-q5_0",
+    "gguf-q4_k_m", "gguf-q4_1", "gguf-q4_0", "gguf-iq4_nl", "gguf-iq4_xs",
+    "gguf-q4_k_m-imatrix", "gguf-iq4_nl-imatrix",
 ]  # fmt: skip
 TASKS = {"arc_easy": "acc", "hellaswag": "acc_norm"}
 
@@ -55,7 +56,7 @@ def main() -> None:
     accuracy = AccuracyConfig(
         tasks=tuple(TaskSpec(task, metric=metric) for task, metric in TASKS.items()),
         data_dir=SHARED,
-        limit=100,
+        limit=200,
         num_fewshot=0,
         cache_path=RESULTS / ".runtime_table_cache.sqlite",
     )
@@ -74,7 +75,7 @@ def main() -> None:
         llama_cpp=build_info(),
         settings="latency: 128-token prompt, 32 new tokens, 1 warm-up + 5 repeats; perplexity: "
         "WikiText-2 raw test, 16 x 512-token windows; accuracy: ARC-Easy (acc) and HellaSwag "
-        "(acc_norm), first 100 examples each, 0-shot; one untimed warm-up candidate first; "
+        "(acc_norm), first 200 examples each, 0-shot; one untimed warm-up candidate first; "
         "llama.cpp threads = torch threads",
     )
     rows: list[dict[str, Any]] = []

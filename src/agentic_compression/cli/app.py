@@ -132,7 +132,7 @@ def methods(
     installed = installed_runtimes()
     if as_json:
         schemas = {name: spec.config_cls.model_json_schema() for name, spec in specs.items()}
-        runtimes = {
+        runtime_schemas = {
             name: {"installed": name in installed, "schema": cls.model_json_schema()}
             for name, cls in RUNTIME_CONFIGS.items()
         }
@@ -140,7 +140,7 @@ def methods(
             json.dumps(
                 {
                     "methods": schemas,
-                    "runtimes": runtimes,
+                    "runtimes": runtime_schemas,
                     "presets": PRESETS,
                     "runtime_presets": RUNTIME_PRESETS,
                 }
@@ -178,10 +178,16 @@ def methods(
 
 
 def _register_subcommands() -> None:
-    from agentic_compression.cli import accuracy_commands, carbon_commands, search_commands
+    from agentic_compression.cli import (
+        accuracy_commands,
+        carbon_commands,
+        export_command,
+        search_commands,
+    )
 
     accuracy_commands.register(app)
     search_commands.register(app)
+    export_command.register(app)
     carbon_commands.register(app)
 
 

@@ -81,8 +81,10 @@ def _settings(**values: object) -> SearchSettings:
 
 def _planner(settings: SearchSettings) -> Planner:
     from agentic_compression.planning.factory import make_planner
+    from agentic_compression.planning.space import SearchSpace
 
-    return make_planner(settings.planner, seed=settings.seed)
+    space = SearchSpace.for_this_machine(settings.runtime_names())
+    return make_planner(settings.planner, seed=settings.seed, space=space)
 
 
 def _evaluator(settings: SearchSettings, progress: Progress) -> CandidateEvaluator:
@@ -185,6 +187,13 @@ def run(
     ] = None,
     tasks: Annotated[str, typer.Option(help="lm-eval tasks, comma separated.")] = "arc_easy",
     limit: Annotated[int | None, typer.Option(help="Examples per task.")] = 100,
+    runtime: Annotated[
+        str | None,
+        typer.Option(
+            help="Runtimes candidates are served and measured in: torch, llamacpp (comma "
+            "separated) [default: every runtime installed here]."
+        ),
+    ] = None,
     data_dir: DataDirOption = None,
     country: CountryOption = "USA",
     zone: ZoneOption = None,
@@ -223,7 +232,7 @@ def run(
         model=model, max_trials=max_trials, carbon_budget_kg=carbon_budget_kg,
         time_budget_min=time_budget_min, patience=patience, planner=planner, objective=objective,
         accuracy_threshold=accuracy_threshold, max_memory_mb=max_memory_mb,
-        max_latency_ms=max_latency_ms, tasks=tasks, limit=limit,
+        max_latency_ms=max_latency_ms, tasks=tasks, limit=limit, runtimes=runtime,
         data_dir=str(data_dir) if data_dir else None, country=country, zone=zone, meter=meter,
         carbon_aware_max_delay_min=carbon_aware_max_delay_min, seed=seed, select=select,
         device=resolve_device(device), proposals_per_call=proposals_per_call,

@@ -80,6 +80,14 @@ def make_planner(
             return offline
     cuda = "int4_weight_only" in space.quantizations
     note = "A CUDA GPU is available." if cuda else "CPU only: int4_weight_only cannot run here."
+    gguf = [q for q in space.quantizations if q.startswith("gguf-")]
+    if gguf:
+        note += (
+            ' llama.cpp is installed: a recipe may add "runtime": {"name": "llamacpp", '
+            '"quant": TYPE} (TYPE one of F16, BF16, Q8_0, Q6_K, Q5_K_M, Q5_0, Q5_1, Q4_K_M, '
+            'Q4_0, Q4_1, IQ4_NL, IQ4_XS; optional "imatrix": true) to be exported to GGUF and '
+            "measured in llama.cpp; such a recipe may prune or cast but not quantize in torch."
+        )
     return LLMPlanner(chat_model, fallback=offline, model_label=label, environment_note=note)
 
 

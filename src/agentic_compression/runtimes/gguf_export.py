@@ -30,6 +30,7 @@ does); otherwise built from the Hugging Face tokenizer (byte-level BPE only).
 from __future__ import annotations
 
 import collections
+import functools
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -276,34 +277,43 @@ def _file_type_name(requested: str) -> str:
 
 
 def tensor_types(path: Path) -> dict[str, str]:
-    """Tensor name -> ggml type name, read from the file."""
-    import gguf
+    """Tensor name -> ggml type name, read from the file by llama.cpp's own GGUF reader."""
+    from agentic_compression.runtimes.llamacpp_lib import read_tensor_types
 
-    reader = gguf.GGUFReader(str(path))
-    return {tensor.name: tensor.tensor_type.name for tensor in reader.tensors}
+    return read_tensor_types(path)
 
 
 def _add_tokenizer(writer: Any, tokenizer: Any, model: Any, source: Path | None) -> list[str]:
     """Copy the tokenizer from a source GGUF, else build a byte-level BPE one; notes on what was done."""
-    import gguf
 
     if source is not None:
-        reader = gguf.GGUFReader(str(source))
-        copied = 0
-        for key, kv in reader.fields.items():
-            if not key.startswith("tokenizer."):
-                continue
-            value = kv.contents()
-            main_type = kv.types[0]
-            sub_type = kv.types[-1] if main_type == gguf.GGUFValueType.ARRAY else None
+        fields = _tokenizer_fields(source, source.stat().st_mtime_ns)
+        for key, value, main_type, sub_type in fields:
             writer.add_key_value(key, value, main_type, sub_type=sub_type)
-            copied += 1
-        return [f"tokenizer: {copied} fields copied from {source.name}"]
+        return [f"tokenizer: {len(fields)} fields copied from {source.name}"]
     return _bpe_tokenizer(writer, tokenizer, model)
 
 
+@functools.lru_cache(maxsize=4)
+def _tokenizer_fields(source: Path, mtime_ns: int) -> tuple[tuple[str, Any, Any, Any], ...]:
+    """The ``tokenizer.*`` fields of a GGUF file (parsed once per file version: it takes seconds)."""
+    import gguf
+
+    reader = gguf.GGUFReader(str(source))
+    fields = []
+    for key, kv in reader.fields.items():
+        if key.startswith("tokenizer."):
+            main_type = kv.types[0]
+            sub_type = kv.types[-1] if main_type == gguf.GGUFValueType.ARRAY else None
+            fields.append((key, kv.contents(), main_type, sub_type))
+    return tuple(fields)
+
+
 #: llama.cpp pre-tokenizer names for tokenizers it is known to match (by model type and vocab).
-_PRE_TOKENIZERS = {("qwen2", None): "qwen2", ("llama", 128256): "llama-bpe"}
+_PRE_TOKENIZERS: dict[tuple[str | None, int | None], str] = {
+    ("qwen2", None): "qwen2",
+    ("llama", 128256): "llama-bpe",
+}
 
 
 def _bpe_tokenizer(writer: Any, tokenizer: Any, model: Any) -> list[str]:
@@ -339,7 +349,7 @@ def _bpe_tokenizer(writer: Any, tokenizer: Any, model: Any) -> list[str]:
             types.append(gguf.TokenType.NORMAL)
     merges = spec["model"].get("merges", [])
     merges = [" ".join(m) if isinstance(m, list) else m for m in merges]
-    model_type = getattr(model.config, "model_type", None)
+    model_type: str | None = getattr(model.config, "model_type", None)
     pre = _PRE_TOKENIZERS.get((model_type, None)) or _PRE_TOKENIZERS.get((model_type, size))
     writer.add_tokenizer_model("gpt2")
     writer.add_tokenizer_pre(pre or "default")

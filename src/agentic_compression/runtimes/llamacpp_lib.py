@@ -121,7 +121,41 @@ def _ggml() -> ctypes.CDLL:
     ggml.ggml_quantize_init.argtypes = [ctypes.c_int]
     ggml.ggml_quantize_requires_imatrix.restype = ctypes.c_bool
     ggml.ggml_quantize_requires_imatrix.argtypes = [ctypes.c_int]
+    ggml.gguf_init_from_file.restype = ctypes.c_void_p
+    ggml.gguf_init_from_file.argtypes = [ctypes.c_char_p, _GGUFInitParams]
+    ggml.gguf_get_n_tensors.restype = ctypes.c_int64
+    ggml.gguf_get_n_tensors.argtypes = [ctypes.c_void_p]
+    ggml.gguf_get_tensor_name.restype = ctypes.c_char_p
+    ggml.gguf_get_tensor_name.argtypes = [ctypes.c_void_p, ctypes.c_int64]
+    ggml.gguf_get_tensor_type.restype = ctypes.c_int
+    ggml.gguf_get_tensor_type.argtypes = [ctypes.c_void_p, ctypes.c_int64]
+    ggml.ggml_type_name.restype = ctypes.c_char_p
+    ggml.ggml_type_name.argtypes = [ctypes.c_int]
+    ggml.gguf_free.argtypes = [ctypes.c_void_p]
     return ggml
+
+
+class _GGUFInitParams(ctypes.Structure):
+    _fields_ = [("no_alloc", ctypes.c_bool), ("ctx", ctypes.c_void_p)]
+
+
+def read_tensor_types(path: Path) -> dict[str, str]:
+    """Tensor name -> ggml type name, as llama.cpp's own GGUF reader sees the file."""
+    ggml = _ggml()
+    handle = ggml.gguf_init_from_file(str(path).encode(), _GGUFInitParams(True, None))
+    if not handle:
+        raise RuntimeError(f"llama.cpp cannot read {path} as GGUF: {_last_errors()}")
+    try:
+        return {
+            ggml.gguf_get_tensor_name(handle, i).decode(): ggml.ggml_type_name(
+                ggml.gguf_get_tensor_type(handle, i)
+            )
+            .decode()
+            .upper()
+            for i in range(ggml.gguf_get_n_tensors(handle))
+        }
+    finally:
+        ggml.gguf_free(handle)
 
 
 def quantize_rows(rows: Any, ggml_type: int, importance: Any | None = None) -> Any:

@@ -15,7 +15,7 @@ from lm_eval.api.model import LM
 from agentic_compression.runtimes.llamacpp_lib import LlamaCppModel
 
 
-class LlamaCppLM(LM):  # type: ignore[misc]
+class LlamaCppLM(LM):
     def __init__(self, llm: LlamaCppModel, batch_size: int = 1) -> None:
         super().__init__()
         self.llm = llm

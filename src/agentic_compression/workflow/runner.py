@@ -84,6 +84,8 @@ class SearchSettings(BaseModel):
     select: SelectionPreset = "balanced"
     device: str = "cpu"
     proposals_per_call: int = Field(2, ge=1)
+    #: Runtimes candidates may be served by, comma separated (None: every runtime installed here).
+    runtimes: str | None = None
     # Measurement settings (hidden CLI options; small values make quick tests).
     ppl_windows: int = Field(16, ge=1)
     ppl_seq_len: int = Field(512, ge=16)
@@ -103,6 +105,27 @@ class SearchSettings(BaseModel):
             max_memory_bytes=self.max_memory_mb * 1e6 if self.max_memory_mb is not None else None,
             max_latency_ms=self.max_latency_ms,
         )
+
+    def runtime_names(self) -> tuple[str, ...]:
+        """The runtimes of the search, checked against what is installed here."""
+        from agentic_compression.runtimes import RUNTIMES, installed_runtimes
+
+        installed = installed_runtimes()
+        if self.runtimes is None:
+            return installed
+        names = tuple(dict.fromkeys(n.strip() for n in self.runtimes.split(",") if n.strip()))
+        unknown = [n for n in names if n not in RUNTIMES]
+        if unknown or not names:
+            raise UserInputError(
+                f"unknown runtime(s) {unknown or self.runtimes!r}; choose from: {', '.join(RUNTIMES)}"
+            )
+        missing = [n for n in names if n not in installed]
+        if missing:
+            raise UserInputError(
+                f"runtime {missing[0]} is not installed here; pip install "
+                f"'agentic-compression[{missing[0]}]' (installed: {', '.join(installed)})"
+            )
+        return names
 
     def budgets(self) -> Budgets:
         return Budgets(
