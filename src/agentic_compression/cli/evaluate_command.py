@@ -140,12 +140,20 @@ def _ratio(value: float, reference: float | None) -> str:
     return f" ({value / reference:.2f}x)" if reference else ""
 
 
+def _runtime_label(result: CandidateResult) -> str:
+    deployment = result.metrics.deployment if result.metrics else None
+    if deployment is not None:
+        return deployment.runtime if deployment.runtime == "torch" else deployment.format
+    return str(result.recipe.get("runtime", {}).get("name", "torch"))
+
+
 def results_table(results: list[CandidateResult], baseline: CandidateResult | None) -> Table:
     """One row per candidate; ratios to the baseline where one was measured."""
     base = baseline.metrics if baseline is not None and baseline.metrics is not None else None
     tasks = sorted({(m.task, m.metric) for r in results if r.metrics for m in r.metrics.accuracy})
     table = Table(title="Candidates (measured on this machine)")
-    headers = ["recipe", "status", "size MB", "sparsity", "ppl", "decode ms/tok (p50/p90)"]
+    headers = ["recipe", "runtime", "status", "size MB", "sparsity", "ppl"]
+    headers += ["decode ms/tok (p50/p90)"]
     headers += ["prefill ms", "peak RSS MB", "energy Wh", "CO2 g"]
     headers += [f"{task} {metric}" for task, metric in tasks]
     for header in headers:
@@ -155,12 +163,16 @@ def results_table(results: list[CandidateResult], baseline: CandidateResult | No
         metrics = result.metrics
         if result.status != "ok" or metrics is None:
             table.add_row(
-                name, f"[red]failed ({result.failed_phase})[/]", *[""] * (len(headers) - 2)
+                name,
+                _runtime_label(result),
+                f"[red]failed ({result.failed_phase})[/]",
+                *[""] * (len(headers) - 3),
             )
             continue
         size_mb = metrics.size.serialized_bytes / 1e6
         row = [
             name,
+            _runtime_label(result),
             "ok",
             f"{size_mb:.1f}" + _ratio(size_mb, base.size.serialized_bytes / 1e6 if base else None),
         ]

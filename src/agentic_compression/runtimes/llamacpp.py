@@ -65,9 +65,9 @@ class LlamaCppDeployment(Deployment):
         return GenerationTimes(timing.prefill_ms, timing.decode_ms)
 
     def lm_eval_model(self, batch_size: int) -> Any:
-        from agentic_compression.runtimes.llamacpp_lm import LlamaCppLM
+        from agentic_compression.runtimes.scoring_lm import ScoringLM
 
-        return LlamaCppLM(self.llm, batch_size)
+        return ScoringLM(self.llm, batch_size)
 
     def size_stats(self) -> SizeStats:
         return self._size

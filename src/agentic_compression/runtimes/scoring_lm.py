@@ -1,5 +1,7 @@
-"""An lm-eval ``LM`` over llama.cpp's own logits: accuracy measured in the runtime that serves.
+"""An lm-eval ``LM`` over a runtime's own next-token log-probabilities: accuracy measured in the
+runtime that serves (llama.cpp's logits, not dequantised weights in PyTorch).
 
+Any engine that can score a token sequence and generate greedily (:class:`TokenScorer`) plugs in.
 Context/continuation pairs are tokenized as lm-eval's Hugging Face backend does (trailing spaces of
 the context move to the continuation; the continuation's tokens are those of the whole string past
 the context's), so scores are comparable with the torch runtime's ``HFLM``. Requests are scored
@@ -8,15 +10,46 @@ sorted by their tokens, so choices that share a context reuse its KV cache.
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Callable
+from typing import Any, Protocol
 
 from lm_eval.api.model import LM
 
-from agentic_compression.runtimes.llamacpp_lib import LlamaCppModel
+
+class Generation(Protocol):
+    @property
+    def tokens(self) -> tuple[int, ...]: ...
 
 
-class LlamaCppLM(LM):
-    def __init__(self, llm: LlamaCppModel, batch_size: int = 1) -> None:
+class TokenScorer(Protocol):
+    """What a runtime must offer for lm-eval (llama.cpp's :class:`LlamaCppModel` is one)."""
+
+    n_ctx: int
+
+    @property
+    def bos(self) -> int: ...
+
+    def tokenize(self, text: str, *, add_special: bool = False) -> list[int]: ...
+
+    def detokenize(self, tokens: list[int]) -> str: ...
+
+    def is_end_of_generation(self, token: int) -> bool: ...
+
+    def next_token_logprobs(self, tokens: list[int], *, score_from: int = 1) -> tuple[Any, Any]:
+        """Log-probabilities of ``tokens[score_from:]`` and whether each was the argmax."""
+
+    def generate(
+        self,
+        prompt: list[int],
+        max_new_tokens: int,
+        *,
+        stop_at_eog: bool = True,
+        should_stop: Callable[[list[int]], bool] | None = None,
+    ) -> Generation: ...
+
+
+class ScoringLM(LM):
+    def __init__(self, llm: TokenScorer, batch_size: int = 1) -> None:
         super().__init__()
         self.llm = llm
         self.batch_size = batch_size
