@@ -36,7 +36,8 @@ CODECARBON_COLUMNS = (
 )  # fmt: skip
 
 CSV_COLUMNS = (
-    "run_id", "trial", "status", "recipe", "recipe_hash", "candidate_id", "planner", "feasible",
+    "run_id", "trial", "status", "recipe", "runtime", "artefact_format", "recipe_hash",
+    "candidate_id", "planner", "feasible",
     "on_front", "accuracy", "decode_ms_per_token", "serialized_bytes", "energy_kwh_per_1k_tokens",
     "co2_kg_per_1k_tokens", "fidelity_examples", "perplexity", "prefill_ms", "peak_memory_bytes",
     "linear_weight_sparsity", *CODECARBON_COLUMNS, "energy_label", "meter", "error",
@@ -55,8 +56,18 @@ class RunOutputs:
 
 
 def trial_label(trial: TrialRecord) -> str:
+    """The recipe's name (or its steps), naming the runtime when the name does not already."""
     name = trial.recipe.get("name")
-    return str(name) if name else "+".join(s["method"] for s in trial.recipe["steps"]) or "base"
+    label = str(name) if name else "+".join(s["method"] for s in trial.recipe["steps"]) or "base"
+    runtime = trial.recipe.get("runtime")
+    if (
+        runtime
+        and runtime.get("name") != "torch"
+        and not label.startswith("gguf-")
+        and ("+gguf-" not in label)
+    ):
+        label += f" @{runtime['name']}"
+    return label
 
 
 def frontier_of(trials: Sequence[TrialRecord], goal: PlanningGoal) -> FrontierAnalysis:
@@ -128,6 +139,8 @@ def csv_row(trial: TrialRecord, on_front: bool, feasible: bool) -> dict[str, Any
         "trial": trial.number,
         "status": trial.status,
         "recipe": trial_label(trial),
+        "runtime": (trial.recipe.get("runtime") or {}).get("name", "torch"),
+        "artefact_format": metrics.deployment.format if metrics and metrics.deployment else None,
         "recipe_hash": trial.recipe_hash,
         "candidate_id": trial.candidate_id,
         "planner": trial.provenance.planner,

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from agentic_compression.results.analysis import FrontierAnalysis
+from agentic_compression.results.export import trial_label
 from agentic_compression.results.records import TrialRecord
 
 #: (objective name, axis title, factor from the objective's unit to the axis unit)
@@ -44,7 +45,7 @@ def _markers(trials: Sequence[TrialRecord], frontier: FrontierAnalysis) -> list[
     for trial in trials:
         if trial.objectives is None:
             continue
-        name = trial.recipe.get("name") or "+".join(s["method"] for s in trial.recipe["steps"])
+        name = trial_label(trial)
         group = (
             "front"
             if trial.candidate_id in front
