@@ -1,7 +1,7 @@
 """Every (recipe, runtime) on the embedded model in one run, fp32 in PyTorch eager as the reference.
 
-Run: ``.venv/bin/python benchmarks/runtime_table.py`` (about an hour on 2 CPU cores, alone on the
-machine). Writes ``benchmarks/results/runtime_table.{json,md}`` after every row.
+Run: ``.venv/bin/python benchmarks/runtime_table.py`` (about 50 minutes on 2 CPU cores, alone on
+the machine). Writes ``benchmarks/results/runtime_table.{json,md}`` after every row.
 
 Per row: artefact size, perplexity (WikiText-2 test, 16 x 512 tokens), accuracy (ARC-Easy acc and
 HellaSwag acc_norm, 200 examples each, 0-shot, from ``../shared/benchmarks``), decode ms/token p50
@@ -29,9 +29,8 @@ RESULTS = Path(__file__).parent / "results"
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "benchmarks"
 CANDIDATES = [
     "fp32", "bf16", "int8-weight-only",
-    "gguf-f16", "gguf-bf16", "gguf-q8_0", "gguf-q6_k", "gguf-q5_k_m", "gguf-q5_1", "gguf-q5_0",
-    "gguf-q4_k_m", "gguf-q4_1", "gguf-q4_0", "gguf-iq4_nl", "gguf-iq4_xs",
-    "gguf-q4_k_m-imatrix", "gguf-iq4_nl-imatrix",
+    "gguf-f16", "gguf-bf16", "gguf-q8_0", "gguf-q6_k", "gguf-q5_k_m", "gguf-q5_0",
+    "gguf-q4_k_m", "gguf-q4_1", "gguf-q4_0", "gguf-iq4_nl", "gguf-iq4_xs", "gguf-q4_k_m-imatrix",
 ]  # fmt: skip
 TASKS = {"arc_easy": "acc", "hellaswag": "acc_norm"}
 
