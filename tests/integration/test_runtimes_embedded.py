@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 
 from agentic_compression.compression import CompressionContext
-from agentic_compression.core.runtime_config import LlamaCppRuntime, RuntimeConfig, TorchRuntime
+from agentic_compression.core.runtime_config import LlamaCppSettings, RuntimeConfig, TorchSettings
 from agentic_compression.evaluation.accuracy import AccuracyConfig, evaluate_accuracy
 from agentic_compression.evaluation.latency import LatencyConfig, measure_latency
 from agentic_compression.evaluation.perplexity import PerplexityConfig, perplexity
@@ -23,9 +23,9 @@ pytestmark = pytest.mark.integration
 
 WINDOWS = PerplexityConfig(seq_len=512, windows=4)
 RUNTIMES: dict[str, RuntimeConfig] = {
-    "torch": TorchRuntime(),
-    "llamacpp-F16": LlamaCppRuntime(quant="F16"),
-    "llamacpp-Q8_0": LlamaCppRuntime(quant="Q8_0"),
+    "torch": TorchSettings(),
+    "llamacpp-F16": LlamaCppSettings(quant="F16"),
+    "llamacpp-Q8_0": LlamaCppSettings(quant="Q8_0"),
 }
 
 

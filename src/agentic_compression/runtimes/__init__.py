@@ -30,9 +30,9 @@ def runtime_for(config: RuntimeConfig) -> Runtime:
             raise MethodUnavailableError(
                 f"the llamacpp runtime is not installed: {llamacpp_lib.INSTALL_HINT}"
             )
-        from agentic_compression.runtimes.llamacpp import LlamaCppRuntimeImpl
+        from agentic_compression.runtimes.llamacpp import LlamaCppRuntime
 
-        return LlamaCppRuntimeImpl()
+        return LlamaCppRuntime()
     raise MethodUnavailableError(f"no runtime {config.name!r}; runtimes: {', '.join(RUNTIMES)}")
 
 

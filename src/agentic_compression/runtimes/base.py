@@ -12,7 +12,7 @@ once, over the deployment's few primitives, so that all runtimes are measured th
 * size: :meth:`Deployment.size_stats`, the bytes of the deployed files.
 
 Example:
-    >>> runtime = runtime_for(LlamaCppRuntime(quant="Q4_K_M"))          # doctest: +SKIP
+    >>> runtime = runtime_for(LlamaCppSettings(quant="Q4_K_M"))          # doctest: +SKIP
     >>> with runtime.deploy(model, base, context, workdir) as deployment:  # doctest: +SKIP
     ...     deployment.time_generation(deployment.tokenize("Hello")[:8], 4)
 """

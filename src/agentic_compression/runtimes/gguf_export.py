@@ -32,7 +32,7 @@ from __future__ import annotations
 import collections
 import functools
 import re
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -169,12 +169,12 @@ def importance_matrix(model: Any, batch: Any) -> dict[str, Any]:
     return {name: (sums[name] / counts[name]).cpu().numpy() for name in sums}
 
 
-def _hf_state(model: Any) -> dict[str, Any]:
-    """Float32 numpy weights by Hugging Face name (tied output dropped)."""
+def _hf_state(model: Any) -> Iterator[tuple[str, Any]]:
+    """Float32 numpy weights by Hugging Face name (tied output dropped), one at a time so that a
+    large model is never held twice in float32."""
     import torch
 
     tied = bool(getattr(model.config, "tie_word_embeddings", False))
-    state = {}
     for name, tensor in model.state_dict().items():
         if name.endswith("rotary_emb.inv_freq") or (tied and name == "lm_head.weight"):
             continue
@@ -183,8 +183,7 @@ def _hf_state(model: Any) -> dict[str, Any]:
                 f"{name} is stored as {tensor.dtype}: GGUF export needs float weights; "
                 "let the llamacpp runtime quantize (runtime quant) instead of a torch quantization step"
             )
-        state[name] = tensor.detach().to(torch.float32).cpu().numpy()
-    return state
+        yield name, tensor.detach().to(torch.float32).cpu().numpy()
 
 
 def export_gguf(
@@ -211,7 +210,8 @@ def export_gguf(
     tied = bool(getattr(config, "tie_word_embeddings", False))
     names = gguf.get_tensor_name_map(arch, n_layers)
 
-    writer = gguf.GGUFWriter(str(path), gguf.MODEL_ARCH_NAMES[arch])
+    # Tensors spool to a temporary file as they are added (not kept in memory until the end).
+    writer = gguf.GGUFWriter(str(path), gguf.MODEL_ARCH_NAMES[arch], use_temp_file=True)
     writer.add_name(name)
     writer.add_context_length(int(getattr(config, "max_position_embeddings", 2048)))
     writer.add_embedding_length(int(config.hidden_size))
@@ -231,7 +231,7 @@ def export_gguf(
     notes = list(_add_tokenizer(writer, tokenizer, model, tokenizer_gguf))
 
     fallbacks = 0
-    for hf_name, weights in _hf_state(model).items():
+    for hf_name, weights in _hf_state(model):
         gguf_name = names.get_name(hf_name, try_suffixes=(".weight", ".bias"))
         if gguf_name is None:
             raise UserInputError(f"the GGUF exporter cannot map tensor {hf_name!r}")

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from agentic_compression.core.metrics import SizeStats
-from agentic_compression.core.runtime_config import LlamaCppRuntime, RuntimeConfig
+from agentic_compression.core.runtime_config import LlamaCppSettings, RuntimeConfig
 from agentic_compression.runtimes.base import ArtefactInfo, Deployment, GenerationTimes, Runtime
 from agentic_compression.runtimes.llamacpp_lib import LlamaCppModel
 
@@ -76,7 +76,7 @@ class LlamaCppDeployment(Deployment):
         self.llm.close()
 
 
-class LlamaCppRuntimeImpl(Runtime):
+class LlamaCppRuntime(Runtime):
     name = "llamacpp"
 
     def deploy(
@@ -89,7 +89,7 @@ class LlamaCppRuntimeImpl(Runtime):
         from agentic_compression.evaluation.text import wikitext2_test
         from agentic_compression.runtimes.gguf_export import export_gguf, importance_matrix
 
-        assert isinstance(config, LlamaCppRuntime)
+        assert isinstance(config, LlamaCppSettings)
         importance = None
         if config.imatrix:
             batch = calibration_batch(
@@ -146,7 +146,7 @@ class LlamaCppRuntimeImpl(Runtime):
         return written
 
     def serve_command(self, files: Sequence[Path], config: RuntimeConfig) -> str:
-        assert isinstance(config, LlamaCppRuntime)
+        assert isinstance(config, LlamaCppSettings)
         gguf = shlex.quote(str(files[0])) if files else "model.gguf"
         threads = f" --threads {config.threads}" if config.threads else ""
         cache = (
