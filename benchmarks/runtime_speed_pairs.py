@@ -46,6 +46,7 @@ def main() -> None:
     work = Path(tempfile.mkdtemp(prefix="speed-pairs-"))
     for name in names:
         recipe = preset(name)
+        (work / name).mkdir()
         deployments[name] = runtime_for(recipe.runtime).deploy(
             base.fresh_copy(), base, recipe.runtime, CompressionContext(base.tokenizer), work / name
         )
