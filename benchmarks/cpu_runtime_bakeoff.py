@@ -97,6 +97,7 @@ class _Engine:
 
     def generate(self, prompt: list[int], max_new_tokens: int, *, stop_at_eog: bool = True,
                  should_stop: Callable[[list[int]], bool] | None = None) -> _Generated:  # fmt: skip
+
         def stop(tokens: list[int]) -> bool:
             if stop_at_eog and tokens and self.is_end_of_generation(tokens[-1]):
                 return True
@@ -253,7 +254,7 @@ def main() -> None:
 
     torch.set_num_threads(THREADS)
     kinds = sys.argv[1:] or [
-        "llamacpp-Q8_0", "ctranslate2-int8", "onnxruntime-genai-int8", "onnxruntime-genai-int4",
+        "torch-fp32", "llamacpp-Q8_0", "llamacpp-Q4_0", "ctranslate2-int8", "onnxruntime-genai-int8", "onnxruntime-genai-int4",
     ]  # fmt: skip
     load_before = os.getloadavg()
     base = load_model("smollm2-135m")
@@ -273,8 +274,9 @@ def main() -> None:
             row: dict[str, Any] = {"runtime": kind}
             started = time.perf_counter()
             try:
-                if kind.startswith("llamacpp"):
-                    recipe = preset(f"gguf-{kind.split('-')[1].lower()}")
+                if kind.startswith(("llamacpp", "torch")):
+                    name = kind.split("-", 1)[1].lower()
+                    recipe = preset(name if kind.startswith("torch") else f"gguf-{name}")
                     deployment: Deployment = runtime_for(recipe.runtime).deploy(
                         base.fresh_copy(), base, recipe.runtime,
                         CompressionContext(base.tokenizer), work / kind,
