@@ -3,6 +3,11 @@
 Run: ``.venv/bin/python benchmarks/runtime_table.py`` (about 50 minutes on 2 CPU cores, alone on
 the machine). Writes ``benchmarks/results/runtime_table.{json,md}`` after every row.
 
+On a machine with an NVIDIA GPU, ``benchmarks/runtime_table.py --gpu`` measures the GPU candidates
+instead (torch on CUDA with torchao's int8/int4/float8 kernels, and vLLM where installed), with the
+model on the GPU and NVML's energy counter as the meter, into ``runtime_table_gpu.{json,md}``.
+Without a visible GPU it stops in one line.
+
 Per row: artefact size, perplexity (WikiText-2 test, 16 x 512 tokens), accuracy (ARC-Easy acc and
 HellaSwag acc_norm, 200 examples each, 0-shot, from ``../shared/benchmarks``), decode ms/token p50
 and p90 and tokens/s (128-token prompt, 32 new tokens, 1 warm-up + 5 repeats), prefill, energy per
@@ -32,6 +37,10 @@ CANDIDATES = [
     "gguf-f16", "gguf-bf16", "gguf-q8_0", "gguf-q6_k", "gguf-q5_k_m", "gguf-q5_0",
     "gguf-q4_k_m", "gguf-q4_1", "gguf-q4_0", "gguf-iq4_nl", "gguf-iq4_xs", "gguf-q4_k_m-imatrix",
 ]  # fmt: skip
+GPU_CANDIDATES = [
+    "fp32", "bf16", "int8-weight-only", "int8-dynamic", "int4-weight-only", "float8-dynamic",
+    "vllm-bf16", "vllm-w8a8", "vllm-w4a16", "vllm-fp8",
+]  # fmt: skip
 TASKS = {"arc_easy": "acc", "hellaswag": "acc_norm"}
 
 
@@ -45,19 +54,30 @@ def main() -> None:
     from agentic_compression.evaluation.latency import LatencyConfig
     from agentic_compression.evaluation.perplexity import PerplexityConfig
     from agentic_compression.models import load_model
-    from agentic_compression.runtimes.llamacpp_lib import build_info
+    from agentic_compression.runtimes.llamacpp_lib import build_info, is_installed
 
     _quiet_libraries()
-    names = sys.argv[1:] or CANDIDATES
+    import torch
+
+    gpu = "--gpu" in sys.argv
+    if gpu and not torch.cuda.is_available():
+        raise SystemExit("runtime_table --gpu: no CUDA GPU is visible to torch; run it on a GPU")
+    names = [a for a in sys.argv[1:] if a != "--gpu"] or (GPU_CANDIDATES if gpu else CANDIDATES)
+    stem = "runtime_table_gpu" if gpu else "runtime_table"
     load_before = os.getloadavg()
-    base = load_model("smollm2-135m")
-    meter = CodeCarbonMeter("USA")
+    base = load_model("smollm2-135m", device="cuda" if gpu else "cpu")
+    if gpu:
+        from agentic_compression.carbon.meter_factory import make_energy_meter
+
+        meter: Any = make_energy_meter("USA", prefer="nvml")
+    else:
+        meter = CodeCarbonMeter("USA")
     accuracy = AccuracyConfig(
         tasks=tuple(TaskSpec(task, metric=metric) for task, metric in TASKS.items()),
         data_dir=SHARED,
         limit=200,
         num_fewshot=0,
-        cache_path=RESULTS / ".runtime_table_cache.sqlite",
+        cache_path=None if gpu else RESULTS / ".runtime_table_cache.sqlite",
     )
     config = MeasureConfig(
         latency=LatencyConfig(prompt_tokens=128, new_tokens=32, warmup=1, repeats=5),
@@ -71,7 +91,7 @@ def main() -> None:
     machine.update(
         loadavg_before=[round(x, 2) for x in load_before],
         model=f"{base.spec} ({base.source})",
-        llama_cpp=build_info(),
+        llama_cpp=build_info() if is_installed() else "llama.cpp not installed",
         settings="latency: 128-token prompt, 32 new tokens, 1 warm-up + 5 repeats; perplexity: "
         "WikiText-2 raw test, 16 x 512-token windows; accuracy: ARC-Easy (acc) and HellaSwag "
         "(acc_norm), first 200 examples each, 0-shot; one untimed warm-up candidate first; "
@@ -86,11 +106,11 @@ def main() -> None:
         summary = _summarise(rows)
         machine["loadavg_after"] = [round(x, 2) for x in os.getloadavg()]
         RESULTS.mkdir(exist_ok=True)
-        (RESULTS / "runtime_table.json").write_text(
+        (RESULTS / f"{stem}.json").write_text(
             json.dumps({"machine": machine, **summary, "rows": rows}, indent=2)
         )
-        (RESULTS / "runtime_table.md").write_text(markdown(machine, summary, rows))
-    print((RESULTS / "runtime_table.md").read_text())
+        (RESULTS / f"{stem}.md").write_text(markdown(machine, summary, rows))
+    print((RESULTS / f"{stem}.md").read_text())
 
 
 def _row(name: str, result: Any) -> dict[str, Any]:
@@ -116,9 +136,9 @@ def _row(name: str, result: Any) -> dict[str, Any]:
         prefill_ms_p50=round(m.latency.prefill_ms_median, 1),
         threads=m.latency.threads,
         peak_rss_bytes=m.memory.peak_bytes if m.memory else None,
-        energy_wh_per_1k_tokens=round(m.inference_energy.energy_kwh_per_token * 1e6, 4)
-        if m.inference_energy
-        else None,
+        energy_wh_per_1k_tokens=(
+            round(m.inference_energy.energy_kwh_per_token * 1e6, 4) if m.inference_energy else None
+        ),
         energy_label=m.inference_energy.label if m.inference_energy else None,
         notes=list(m.deployment.notes) if m.deployment else [],
     )

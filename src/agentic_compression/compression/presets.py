@@ -19,6 +19,7 @@ PRESETS: dict[str, list[dict[str, Any]]] = {
     "int8-weight-only": [_W8],
     "int8-dynamic": [{"method": "int8_dynamic"}],
     "int4-weight-only": [{"method": "int4_weight_only", "group_size": 128}],
+    "float8-dynamic": [{"method": "float8_dynamic"}],
     "nf4": [{"method": "bnb_4bit", "quant_type": "nf4"}],
     "fp4": [{"method": "bnb_4bit", "quant_type": "fp4"}],
     "bnb-int8": [{"method": "bnb_8bit"}],
@@ -44,6 +45,14 @@ RUNTIME_PRESETS.update(
     {
         f"gguf-{quant.lower()}-imatrix": {"name": "llamacpp", "quant": quant, "imatrix": True}
         for quant in ("Q4_K_M", "Q4_0", "IQ4_NL", "IQ4_XS")
+    }
+)
+#: vLLM on a CUDA GPU: the checkpoint in bf16, or quantized by llm-compressor ("vllm-w4a16").
+RUNTIME_PRESETS["vllm-bf16"] = {"name": "vllm", "dtype": "bfloat16"}
+RUNTIME_PRESETS.update(
+    {
+        f"vllm-{scheme.lower()}": {"name": "vllm", "scheme": scheme}
+        for scheme in ("W4A16", "W8A8", "FP8")
     }
 )
 

@@ -1,8 +1,10 @@
-"""Weight quantization: torchao (int8 weight-only, int8 dynamic, int4 weight-only) and bitsandbytes.
+"""Weight quantization: torchao (int8 weight-only, int8 dynamic, int4 weight-only, float8 dynamic)
+and bitsandbytes.
 
 Linear layers of the decoder blocks are quantized; the output head and embeddings are skipped (see
-``layers.SKIPPED_LAYER_NAMES``). torchao's int4 weight-only kernel needs CUDA in torchao 0.18: on a CPU
-it fails with a recorded reason instead of pretending.
+``layers.SKIPPED_LAYER_NAMES``). torchao's int4 weight-only kernel needs CUDA in torchao 0.18, and its
+float8 kernels a GPU of compute capability 8.9+ (Ada, Hopper): elsewhere they fail with a recorded
+reason instead of pretending.
 """
 
 from __future__ import annotations
@@ -42,6 +44,17 @@ class Int4WeightOnly(_Quantization):
     summary: ClassVar[str] = "torchao int4 weight-only, grouped scales (needs a CUDA GPU)"
 
     group_size: Literal[32, 64, 128, 256] = 128
+
+
+class Float8Dynamic(_Quantization):
+    """torchao float8 (e4m3) weights with dynamic float8 activations (CUDA, capability 8.9+)."""
+
+    method: ClassVar[str] = "float8_dynamic"
+    summary: ClassVar[str] = (
+        "torchao float8 weights + dynamic float8 activations (needs an FP8 GPU)"
+    )
+
+    granularity: Literal["per_tensor", "per_row"] = "per_row"
 
 
 class Bnb4Bit(_Quantization):
@@ -104,6 +117,35 @@ def apply_int4_weight_only(model: Any, config: Int4WeightOnly, context: Any) -> 
 
     count = _torchao_quantize(model, Int4WeightOnlyConfig(group_size=config.group_size))
     return f"{count} linear layers to int4 weights (group size {config.group_size})"
+
+
+#: CUDA compute capability of the first GPUs with FP8 tensor cores (Ada Lovelace).
+FP8_CAPABILITY = (8, 9)
+
+
+@register_method(Float8Dynamic)
+def apply_float8_dynamic(model: Any, config: Float8Dynamic, context: Any) -> str:
+    import torch
+
+    device = next(model.parameters()).device
+    if device.type != "cuda":
+        raise MethodUnavailableError(
+            f"float8_dynamic needs a CUDA GPU with FP8 kernels; the model is on {device.type}: "
+            "use int8_dynamic on a CPU"
+        )
+    capability = torch.cuda.get_device_capability(device)
+    if capability < FP8_CAPABILITY:
+        raise MethodUnavailableError(
+            f"float8_dynamic needs compute capability 8.9+ (Ada, Hopper); this GPU has "
+            f"{capability[0]}.{capability[1]}: use int8_dynamic or int4_weight_only"
+        )
+    from torchao.quantization import Float8DynamicActivationFloat8WeightConfig, PerRow, PerTensor
+
+    granularity = PerRow() if config.granularity == "per_row" else PerTensor()
+    count = _torchao_quantize(
+        model, Float8DynamicActivationFloat8WeightConfig(granularity=granularity)
+    )
+    return f"{count} linear layers to float8 weights with dynamic float8 activations"
 
 
 def _bitsandbytes() -> Any:

@@ -99,9 +99,31 @@ class LlamaCppSettings(RuntimeConfig):
         return f"llamacpp-{self.quant}{suffix}"
 
 
+class VllmSettings(RuntimeConfig):
+    """vLLM on a CUDA GPU serving a Hugging Face checkpoint folder.
+
+    ``scheme`` quantizes the compressed model with llm-compressor on export and writes a
+    compressed-tensors checkpoint: ``W4A16`` and ``W8A8`` with GPTQ on the calibration text,
+    ``FP8`` with dynamic per-token activation scales (no calibration; needs compute capability 8.9+).
+    ``none`` serves the (pruned, cast) model as it is. ``gpu_memory`` is the share of the GPU's
+    memory vLLM may take; ``context`` its max_model_len.
+    """
+
+    name: Literal["vllm"] = "vllm"
+    scheme: Literal["none", "W4A16", "W8A8", "FP8"] = "none"
+    dtype: Literal["auto", "bfloat16", "float16"] = "auto"
+    gpu_memory: float = Field(0.5, gt=0.05, le=0.95)
+    context: int = Field(2048, ge=64)
+
+    @property
+    def label(self) -> str:
+        return "vllm" if self.scheme == "none" else f"vllm-{self.scheme}"
+
+
 RUNTIME_CONFIGS: dict[str, type[RuntimeConfig]] = {
     "torch": TorchSettings,
     "llamacpp": LlamaCppSettings,
+    "vllm": VllmSettings,
 }
 
 

@@ -88,6 +88,14 @@ def make_planner(
             'Q4_0, Q4_1, IQ4_NL, IQ4_XS; optional "imatrix": true) to be exported to GGUF and '
             "measured in llama.cpp; such a recipe may prune or cast but not quantize in torch."
         )
+    if any(q.startswith("vllm-") for q in space.quantizations):
+        note += (
+            ' vLLM is installed on this GPU: a recipe may add "runtime": {"name": "vllm", '
+            '"scheme": SCHEME} (SCHEME one of none, W4A16, W8A8'
+            + (", FP8" if "vllm-fp8" in space.quantizations else "")
+            + ") to be quantized by llm-compressor and measured in vLLM; such a recipe may "
+            "prune or cast but not quantize in torch."
+        )
     return LLMPlanner(chat_model, fallback=offline, model_label=label, environment_note=note)
 
 

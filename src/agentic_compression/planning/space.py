@@ -33,7 +33,12 @@ from dataclasses import dataclass
 from typing import Any
 
 from agentic_compression.core.recipe import Recipe
-from agentic_compression.core.runtime_config import GGUF_QUANT_BITS, LlamaCppSettings
+from agentic_compression.core.runtime_config import (
+    GGUF_QUANT_BITS,
+    LlamaCppSettings,
+    RuntimeConfig,
+    VllmSettings,
+)
 
 #: Pruning choices; "nm-2:4" is 2:4 semi-structured (its sparsity is fixed at 0.5).
 PRUNING_METHODS = ("none", "magnitude", "wanda", "nm-2:4")
@@ -49,6 +54,7 @@ QUANTIZATION_STEPS: Mapping[str, dict[str, Any]] = {
     "fp4": {"method": "bnb_4bit", "quant_type": "fp4"},
     "bnb_8bit": {"method": "bnb_8bit"},
     "int4_weight_only": {"method": "int4_weight_only"},
+    "float8_dynamic": {"method": "float8_dynamic"},
 }
 #: Short labels used in recipe names ("wanda-30+int8").
 _QUANT_LABELS = {
@@ -60,10 +66,19 @@ _QUANT_LABELS = {
     "fp4": "fp4",
     "bnb_8bit": "bnb-int8",
     "int4_weight_only": "int4",
+    "float8_dynamic": "fp8",
 }
 CPU_QUANTIZATIONS = ("fp32", "bf16", "int8_weight_only", "int8_dynamic", "nf4", "fp4", "bnb_8bit")
 #: Precision choices served by llama.cpp: "gguf-q4_k_m" -> GGUF type Q4_K_M (default settings).
 GGUF_CHOICES: Mapping[str, str] = {f"gguf-{quant.lower()}": quant for quant in GGUF_QUANT_BITS}
+#: Precision choices served by vLLM on a CUDA GPU: the checkpoint as it is (bf16) or quantized by
+#: llm-compressor into compressed-tensors.
+VLLM_CHOICES: Mapping[str, VllmSettings] = {
+    "vllm-bf16": VllmSettings(dtype="bfloat16"),
+    "vllm-w8a8": VllmSettings(scheme="W8A8"),
+    "vllm-w4a16": VllmSettings(scheme="W4A16"),
+    "vllm-fp8": VllmSettings(scheme="FP8"),
+}
 #: The GGUF types a default search tries: llama.cpp's common picks from 16 down to 4 bits.
 DEFAULT_GGUF_QUANTIZATIONS = (
     "gguf-f16",
@@ -87,6 +102,11 @@ _QUANTIZATION_TO_BITS: Mapping[str, int] = {
     "nf4": 4,
     "fp4": 4,
     "int4_weight_only": 4,
+    "float8_dynamic": 8,
+    "vllm-bf16": 16,
+    "vllm-w8a8": 8,
+    "vllm-w4a16": 4,
+    "vllm-fp8": 8,
     **{choice: int(GGUF_QUANT_BITS[quant]) for choice, quant in GGUF_CHOICES.items()},
 }
 #: Known-good starting points, most informative first: the uncompressed baseline (the reference
@@ -178,12 +198,13 @@ class SearchSpace:
 
     def __post_init__(self) -> None:
         unknown_pruning = set(self.pruning) - set(PRUNING_METHODS)
-        unknown_quant = set(self.quantizations) - set(QUANTIZATION_STEPS) - set(GGUF_CHOICES)
+        choices = (*QUANTIZATION_STEPS, *GGUF_CHOICES, *VLLM_CHOICES)
+        unknown_quant = set(self.quantizations) - set(choices)
         if unknown_pruning or unknown_quant or not self.pruning or not self.quantizations:
             raise ValueError(
                 f"bad search space: pruning {self.pruning} (from {PRUNING_METHODS}), "
                 f"quantizations {self.quantizations} "
-                f"(from {(*QUANTIZATION_STEPS, *GGUF_CHOICES)})"
+                f"(from {choices})"
             )
         levels = tuple(sorted({_round_sparsity(s) for s in self.sparsity_levels}))
         if any(not 0.0 < s < 1.0 for s in levels):
@@ -195,7 +216,8 @@ class SearchSpace:
     @classmethod
     def for_this_machine(cls, runtimes: Sequence[str] | None = None) -> SearchSpace:
         """The default space over ``runtimes`` (None: every runtime installed here), with
-        ``int4_weight_only`` only where a CUDA GPU is available."""
+        ``int4_weight_only`` only where a CUDA GPU is available and ``float8_dynamic`` and vLLM's
+        FP8 only where it has FP8 kernels (compute capability 8.9+)."""
         import torch
 
         from agentic_compression.runtimes import installed_runtimes
@@ -206,8 +228,13 @@ class SearchSpace:
             quantizations += CPU_QUANTIZATIONS
             if torch.cuda.is_available():
                 quantizations += ("int4_weight_only",)
+                if torch.cuda.get_device_capability() >= (8, 9):
+                    quantizations += ("float8_dynamic",)
         if "llamacpp" in runtimes:
             quantizations += DEFAULT_GGUF_QUANTIZATIONS
+        if "vllm" in runtimes:
+            fp8 = torch.cuda.is_available() and torch.cuda.get_device_capability() >= (8, 9)
+            quantizations += tuple(c for c in VLLM_CHOICES if fp8 or c != "vllm-fp8")
         return cls(quantizations=quantizations)
 
     # ------------------------------------------------------------------ points and recipes
@@ -237,8 +264,8 @@ class SearchSpace:
             steps.append({"method": point.pruning, "sparsity": point.sparsity})
         elif point.pruning == "nm-2:4":
             steps.append({"method": "nm", "n": 2, "m": 4, "criterion": "wanda"})
-        if point.quantization in GGUF_CHOICES:
-            runtime = LlamaCppSettings(quant=GGUF_CHOICES[point.quantization])
+        runtime = _runtime_of_choice(point.quantization)
+        if runtime is not None:
             return Recipe.from_steps(steps, name=point.label, runtime=runtime)
         steps.append(dict(QUANTIZATION_STEPS[point.quantization]))
         return Recipe.from_steps(steps, name=point.label)
@@ -258,9 +285,9 @@ class SearchSpace:
             else:
                 pruning = "nm-2:4"
         if not recipe.runtime.is_default:
-            if steps or not isinstance(recipe.runtime, LlamaCppSettings):
+            quant: str | None = _choice_of_runtime(recipe.runtime)
+            if steps or quant is None:
                 return None
-            quant: str | None = f"gguf-{recipe.runtime.quant.lower()}"
         elif len(steps) > 1:
             return None
         else:
@@ -292,6 +319,20 @@ class SearchSpace:
         if not candidates:
             return None
         return min(candidates, key=lambda p: distance(p, target))
+
+
+def _runtime_of_choice(choice: str) -> RuntimeConfig | None:
+    """The runtime a precision choice is served by; None for the torch choices."""
+    if choice in GGUF_CHOICES:
+        return LlamaCppSettings(quant=GGUF_CHOICES[choice])
+    return VLLM_CHOICES.get(choice)
+
+
+def _choice_of_runtime(runtime: RuntimeConfig) -> str | None:
+    """The precision choice of a non-default runtime (its settings may still differ)."""
+    if isinstance(runtime, LlamaCppSettings):
+        return f"gguf-{runtime.quant.lower()}"
+    return next((choice for choice, config in VLLM_CHOICES.items() if config == runtime), None)
 
 
 def _quantization_of(step_hash: str) -> str | None:

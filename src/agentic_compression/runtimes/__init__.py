@@ -1,11 +1,12 @@
 """Runtimes that serve a compressed model, behind one interface (:class:`Runtime`, :class:`Deployment`).
 
-``torch`` (PyTorch eager, always available) and ``llamacpp`` (GGUF in llama.cpp, with the
-``llamacpp`` extra). A candidate's runtime is part of its recipe (:mod:`..core.runtime_config`).
+``torch`` (PyTorch eager, always available; on a CUDA GPU with torchao's CUDA kernels),
+``llamacpp`` (GGUF in llama.cpp, with the ``llamacpp`` extra) and ``vllm`` (a CUDA GPU, with the
+``vllm`` extra in its own environment). A candidate's runtime is part of its recipe (:mod:`..core.runtime_config`).
 
 Example:
     >>> sorted(RUNTIMES)
-    ['llamacpp', 'torch']
+    ['llamacpp', 'torch', 'vllm']
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from agentic_compression.core.runtime_config import RuntimeConfig
 from agentic_compression.errors import MethodUnavailableError
 from agentic_compression.runtimes.base import ArtefactInfo, Deployment, GenerationTimes, Runtime
 
-RUNTIMES = ("torch", "llamacpp")
+RUNTIMES = ("torch", "llamacpp", "vllm")
 
 
 def runtime_for(config: RuntimeConfig) -> Runtime:
@@ -33,14 +34,29 @@ def runtime_for(config: RuntimeConfig) -> Runtime:
         from agentic_compression.runtimes.llamacpp import LlamaCppRuntime
 
         return LlamaCppRuntime()
+    if config.name == "vllm":
+        from agentic_compression.runtimes.vllm_runtime import VllmRuntime, require_vllm
+
+        require_vllm()
+        return VllmRuntime()
     raise MethodUnavailableError(f"no runtime {config.name!r}; runtimes: {', '.join(RUNTIMES)}")
 
 
 def installed_runtimes() -> tuple[str, ...]:
-    """The runtimes this machine can run (torch always; llamacpp with its extra)."""
+    """The runtimes this machine can run (torch always; the others with their extras and, for
+    vllm, a CUDA GPU)."""
     from agentic_compression.runtimes import llamacpp_lib
+    from agentic_compression.runtimes.vllm_runtime import require_vllm
 
-    return ("torch", "llamacpp") if llamacpp_lib.is_installed() else ("torch",)
+    found = ["torch"]
+    if llamacpp_lib.is_installed():
+        found.append("llamacpp")
+    try:
+        require_vllm()
+        found.append("vllm")
+    except MethodUnavailableError:
+        pass
+    return tuple(found)
 
 
 __all__ = [

@@ -121,10 +121,16 @@ class SearchSettings(BaseModel):
             )
         missing = [n for n in names if n not in installed]
         if missing:
-            raise UserInputError(
-                f"runtime {missing[0]} is not installed here; pip install "
-                f"'agentic-compression[{missing[0]}]' (installed: {', '.join(installed)})"
-            )
+            from agentic_compression.core.runtime_config import parse_runtime
+            from agentic_compression.errors import MethodUnavailableError
+            from agentic_compression.runtimes import runtime_for
+
+            try:
+                runtime_for(parse_runtime(missing[0]))
+                reason = f"runtime {missing[0]} is not installed here"
+            except MethodUnavailableError as error:
+                reason = str(error)
+            raise UserInputError(f"{reason} (available here: {', '.join(installed)})")
         return names
 
     def budgets(self) -> Budgets:
