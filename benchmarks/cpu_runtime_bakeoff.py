@@ -277,6 +277,7 @@ def main() -> None:
                 if kind.startswith(("llamacpp", "torch")):
                     name = kind.split("-", 1)[1].lower()
                     recipe = preset(name if kind.startswith("torch") else f"gguf-{name}")
+                    (work / kind).mkdir()
                     deployment: Deployment = runtime_for(recipe.runtime).deploy(
                         base.fresh_copy(), base, recipe.runtime,
                         CompressionContext(base.tokenizer), work / kind,
