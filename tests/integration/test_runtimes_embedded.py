@@ -13,7 +13,12 @@ from typing import Any
 import pytest
 
 from agentic_compression.compression import CompressionContext
-from agentic_compression.core.runtime_config import LlamaCppSettings, RuntimeConfig, TorchSettings
+from agentic_compression.core.runtime_config import (
+    LlamaCppSettings,
+    OnnxRuntimeSettings,
+    RuntimeConfig,
+    TorchSettings,
+)
 from agentic_compression.evaluation.accuracy import AccuracyConfig, evaluate_accuracy
 from agentic_compression.evaluation.latency import LatencyConfig, measure_latency
 from agentic_compression.evaluation.perplexity import PerplexityConfig, perplexity
@@ -26,6 +31,7 @@ RUNTIMES: dict[str, RuntimeConfig] = {
     "torch": TorchSettings(),
     "llamacpp-F16": LlamaCppSettings(quant="F16"),
     "llamacpp-Q8_0": LlamaCppSettings(quant="Q8_0"),
+    "onnxruntime-int8": OnnxRuntimeSettings(precision="int8"),
 }
 
 
@@ -59,7 +65,9 @@ def test_perplexity_matches_the_reference_within_the_format_error(
 ) -> None:  # type: ignore[no-untyped-def]
     name, deployment = deployed
     value = perplexity(deployment, WINDOWS).value
-    tolerance = {"torch": 1e-9, "llamacpp-F16": 0.01, "llamacpp-Q8_0": 0.02}[name]
+    tolerance = {
+        "torch": 1e-9, "llamacpp-F16": 0.01, "llamacpp-Q8_0": 0.02, "onnxruntime-int8": 0.02
+    }[name]  # fmt: skip
     assert value == pytest.approx(torch_perplexity, rel=tolerance)
     assert 25 < value < 35  # the embedded model on WikiText-2 test
 

@@ -65,14 +65,15 @@ def test_hit_skips_lm_eval_and_the_model(
     start = time.perf_counter()
     warm = evaluate_accuracy(tiny_llama, embedded_tokenizer, config, cache_key="m1:r1", cache=cache)
     warm_s = time.perf_counter() - start
-    assert warm == cold
+    assert [m.model_copy(update={"from_cache": False}) for m in warm] == list(cold)
+    assert all(m.from_cache for m in warm) and not any(m.from_cache for m in cold)
     assert (cache.hits, cache.misses) == (2, 2)
     assert cold_s / warm_s > 20
 
     # No model at all: a full hit never reaches lm-eval (which would need one).
-    assert evaluate_accuracy(None, None, config, cache_key="m1:r1", cache=cache) == cold
+    assert evaluate_accuracy(None, None, config, cache_key="m1:r1", cache=cache) == warm
     # The cache file configured in the config is the same store.
-    assert evaluate_accuracy(None, None, config, cache_key="m1:r1") == cold
+    assert evaluate_accuracy(None, None, config, cache_key="m1:r1") == warm
 
 
 def test_other_candidate_or_fidelity_is_a_miss(

@@ -207,3 +207,16 @@ def test_parse_reply_is_an_allowlist() -> None:
 def test_prompt_without_history() -> None:
     prompt = build_prompt([], PlanningGoal(), 3, note="CPU only: int4_weight_only cannot run here.")
     assert "none yet" in prompt and "CPU only" in prompt and '"method": "wanda"' in prompt
+
+
+def test_the_planner_estimates_its_providers_co2_from_token_usage() -> None:
+    from agentic_compression.planning.llm import estimated_llm_co2_kg
+    from agentic_compression.workflow.nodes import planner_reported_co2_kg
+
+    llm = planner(ScriptedChatModel(script=["not json", reply(NF4)], calls=[]))
+    llm.propose(HISTORY, PlanningGoal(), 1)
+    two_replies = 2 * estimated_llm_co2_kg(1200, 80)
+    assert planner_reported_co2_kg(llm) == pytest.approx(two_replies) and two_replies > 0
+    llm.chat_model.script.append(reply(BF16))  # type: ignore[attr-defined]
+    llm.propose(HISTORY, PlanningGoal(), 1)
+    assert planner_reported_co2_kg(llm) == pytest.approx(two_replies / 2)  # the last call only

@@ -36,7 +36,10 @@ def _finished_run(runs_dir: Path) -> str:
     settings = SearchSettings(max_trials=2, run_dir=str(runs_dir / "done"))
     with SqliteResultsStore(runs_dir / "results.sqlite") as store:
         run = create_run(store, "done", settings, "fakeconfig000000")
-        run_search(run, ScriptedPlanner(recipes), FakeEvaluator(rows), store, plots=False)
+        run_search(
+            run, ScriptedPlanner(recipes), FakeEvaluator(rows), store, runs_dir=runs_dir,
+            plots=False,
+        )  # fmt: skip
     return "done"
 
 

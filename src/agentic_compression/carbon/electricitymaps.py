@@ -43,7 +43,7 @@ class ElectricityMapsProvider(CarbonIntensityProvider):
         base_url: str = DEFAULT_BASE_URL,
         policy: RetryPolicy | None = None,
     ) -> None:
-        resolved = token or os.environ.get(TOKEN_ENV, "")
+        resolved = (token or os.environ.get(TOKEN_ENV, "")).strip()
         if not resolved:
             raise ProviderError(f"{_SERVICE} needs an API token: pass token=... or set {TOKEN_ENV}")
         self._token = resolved

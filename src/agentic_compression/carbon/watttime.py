@@ -54,8 +54,8 @@ class WattTimeProvider(CarbonIntensityProvider):
         base_url: str = DEFAULT_BASE_URL,
         policy: RetryPolicy | None = None,
     ) -> None:
-        user = username or os.environ.get(USERNAME_ENV, "")
-        secret = password or os.environ.get(PASSWORD_ENV, "")
+        user = (username or os.environ.get(USERNAME_ENV, "")).strip()
+        secret = (password or os.environ.get(PASSWORD_ENV, "")).strip()
         if not (user and secret):
             raise ProviderError(
                 f"{_SERVICE} needs credentials: pass username=/password= or set {USERNAME_ENV} "

@@ -19,8 +19,10 @@ from agentic_compression.cli.options import (
     DataDirOption,
     MeterOption,
     ZoneOption,
+    plain,
 )
 from agentic_compression.errors import UserInputError
+from agentic_compression.redaction import scrub
 
 app = typer.Typer(
     name="agentic-compress",
@@ -36,7 +38,8 @@ DEFAULT_MODEL = "smollm2-135m"
 
 
 def _quiet_libraries() -> None:
-    """Silence import-time chatter of torchao, codecarbon and transformers' progress bars."""
+    """Silence import-time chatter of torchao, codecarbon and transformers' progress bars (a run
+    sends them to its log file instead: :mod:`.terminal`)."""
     import logging
     import os
     import warnings
@@ -44,7 +47,9 @@ def _quiet_libraries() -> None:
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     os.environ.setdefault("TQDM_DISABLE", "1")  # lm-eval's bars would tear the rich progress line
     warnings.filterwarnings("ignore")
-    for name in ("torchao", "codecarbon", "torch", "transformers", "bitsandbytes", "lm_eval"):
+    from agentic_compression.cli.terminal import THIRD_PARTY_LOGGERS
+
+    for name in THIRD_PARTY_LOGGERS:
         logging.getLogger(name).setLevel(logging.ERROR)
     logging.getLogger().setLevel(logging.ERROR)
     from transformers.utils import logging as hf_logging
@@ -197,10 +202,15 @@ _register_subcommands()
 def main() -> None:
     """Console-script entry point: one-line errors for user mistakes, exit status 2."""
     _quiet_libraries()
+    from agentic_compression.cli.terminal import show_product_warnings
+
+    show_product_warnings(console)
     try:
         app()
     except UserInputError as error:
-        err_console.print(f"[bold red]error:[/] {error}", highlight=False, soft_wrap=True)
+        err_console.print(
+            f"[bold red]error:[/] {plain(scrub(str(error)))}", highlight=False, soft_wrap=True
+        )
         sys.exit(2)
 
 

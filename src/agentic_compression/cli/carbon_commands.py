@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 from rich.console import Console
 
+from agentic_compression.cli.options import plain
 from agentic_compression.errors import UserInputError
 
 if TYPE_CHECKING:
@@ -29,7 +30,8 @@ def intensity_for_zone(zone: str) -> ChainResult:
         raise UserInputError(f"no carbon intensity for zone {zone!r}: {error}") from None
     for failure in result.failures:
         err_console.print(
-            f"[yellow]carbon intensity: {failure.provider} gave no reading ({failure.error}); "
+            f"[yellow]carbon intensity: {plain(failure.provider)} gave no reading "
+            f"({plain(failure.error)}); "
             "used the next source[/]",
             highlight=False,
         )
@@ -55,12 +57,17 @@ def register(app: typer.Typer) -> None:
         reading = result.reading
         console = Console()
         console.print(
-            f"{reading.zone}: [bold]{reading.g_co2_per_kwh:.1f} gCO2eq/kWh[/] ({reading.signal})",
+            f"{plain(reading.zone)}: [bold]{reading.g_co2_per_kwh:.1f} gCO2eq/kWh[/] "
+            f"({plain(reading.signal)})",
             highlight=False,
         )
-        console.print(f"source: {reading.source}{' (cached)' if result.from_cache else ''}")
-        console.print(f"observed: {reading.observed_at}; fetched: {reading.fetched_at}")
+        console.print(
+            f"source: {reading.source}{' (cached)' if result.from_cache else ''}", markup=False
+        )
+        console.print(
+            f"observed: {reading.observed_at}; fetched: {reading.fetched_at}", markup=False
+        )
         if reading.is_estimated:
             console.print("the source marks this value as estimated")
         if reading.note:
-            console.print(f"note: {reading.note}", highlight=False)
+            console.print(f"note: {reading.note}", highlight=False, markup=False)

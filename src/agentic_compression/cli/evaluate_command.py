@@ -10,8 +10,10 @@ from rich.console import Console
 from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from agentic_compression.cli.options import check_writable, plain
 from agentic_compression.core.metrics import CandidateResult
 from agentic_compression.errors import UserInputError
+from agentic_compression.paths import atomic_output
 
 
 @dataclass(frozen=True)
@@ -62,6 +64,7 @@ def run_evaluate(request: EvaluateRequest, console: Console) -> bool:
     if request.baseline:
         recipes.insert(0, preset("fp32"))
     device = resolve_device(request.device)
+    check_writable(request.output, "--output")
     meter = build_meter(request.country, request.zone, request.meter)
     if request.calibration_file is not None and not request.calibration_file.is_file():
         raise UserInputError(
@@ -78,6 +81,9 @@ def run_evaluate(request: EvaluateRequest, console: Console) -> bool:
             seed=request.seed,
             allow_code_execution=request.allow_code_execution,
         )
+        from agentic_compression.evaluation.accuracy import plan_evaluation
+
+        plan_evaluation(accuracy)  # every task's data (or the hub) is there: before the model
     config = MeasureConfig(
         latency=LatencyConfig(repeats=request.latency_repeats),
         perplexity=PerplexityConfig(windows=request.ppl_windows),
@@ -85,32 +91,36 @@ def run_evaluate(request: EvaluateRequest, console: Console) -> bool:
         calibration=CalibrationSource(request.calibration_file),
         seed=request.seed,
     )
+    from agentic_compression.cli.terminal import run_log
+
     results: list[CandidateResult] = []
     columns = (SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn())
-    with Progress(*columns, console=console, transient=True) as progress:
+    log_path = request.output.with_suffix(".log")
+    console.print(f"[dim]third-party output: {plain(log_path)}[/]", highlight=False)
+    with run_log(log_path), Progress(*columns, console=console, transient=True) as progress:
         task = progress.add_task(f"loading {request.model}", total=None)
         base = load_model(request.model, device=device)
         for index, recipe in enumerate(recipes, start=1):
             prefix = f"[{index}/{len(recipes)}] {recipe.label}"
 
             def show(text: str, prefix: str = prefix) -> None:
-                progress.update(task, description=f"{prefix}: {text}")
+                progress.update(task, description=plain(f"{prefix}: {text}"))
 
             result = evaluate_candidate(base, recipe, config, meter, show)
             results.append(result)
-            status = "ok" if result.status == "ok" else f"[red]failed[/]: {result.error}"
-            console.print(f"{prefix}: {status}", highlight=False)
+            status = "ok" if result.status == "ok" else f"[red]failed[/]: {plain(result.error)}"
+            console.print(f"{plain(prefix)}: {status}", highlight=False)
             _write(request.output, base.spec, base.source, base.notes, results, machine_summary())
     meter.close()
     console.print(results_table(results, baseline=results[0] if request.baseline else None))
     for note in base.notes:
-        console.print(f"[dim]note: {note}[/]")
+        console.print(f"[dim]note: {plain(note)}[/]")
     energy_labels = {r.label for result in results for r in result.energy}
     if "estimated" in energy_labels:
         console.print(
             f"[dim]energy: estimated by {meter.name} (no hardware energy counter here)[/]"
         )
-    console.print(f"results: {request.output}")
+    console.print(f"results: {request.output}", markup=False)
     return all(result.status == "ok" for result in results)
 
 
@@ -122,7 +132,7 @@ def _write(
     results: list[CandidateResult],
     machine: dict[str, object],
 ) -> None:
-    """Rewritten after each candidate, so a crash keeps everything measured so far."""
+    """Rewritten (atomically) after each candidate, so a crash keeps everything measured so far."""
     path.parent.mkdir(parents=True, exist_ok=True)
     payload = {
         "model": model,
@@ -131,9 +141,8 @@ def _write(
         "machine": machine,
         "results": [r.model_dump(mode="json") for r in results],
     }
-    staging = path.with_suffix(".json.partial")
-    staging.write_text(json.dumps(payload, indent=2))
-    staging.replace(path)
+    with atomic_output(path) as staging:
+        staging.write_text(json.dumps(payload, indent=2))
 
 
 def _ratio(value: float, reference: float | None) -> str:
@@ -159,7 +168,7 @@ def results_table(results: list[CandidateResult], baseline: CandidateResult | No
     for header in headers:
         table.add_column(header, overflow="fold")
     for result in results:
-        name = result.recipe.get("name") or result.recipe_hash
+        name = plain(result.recipe.get("name") or result.recipe_hash)
         metrics = result.metrics
         if result.status != "ok" or metrics is None:
             table.add_row(

@@ -37,14 +37,11 @@ def export(
     from agentic_compression.models import load_model
     from agentic_compression.results.store import make_results_store
     from agentic_compression.runtimes import runtime_for
-    from agentic_compression.workflow.runner import settings_of
+    from agentic_compression.workflow.runner import check_run_id, find_run, settings_of
 
+    check_run_id(run_id)
     with make_results_store(store_url or default_store_url(runs_dir)) as store:
-        record = store.get_run(run_id)
-        if record is None:
-            raise UserInputError(
-                f"no run {run_id!r} in this store; list runs with `agentic-compress runs`"
-            )
+        record = find_run(store, run_id)
         found = store.get_trial(run_id, trial)
     if found is None:
         raise UserInputError(f"run {run_id} has no trial {trial}; see its trials.csv")
@@ -55,13 +52,13 @@ def export(
     settings = settings_of(record)
     recipe = Recipe.from_dict(found.recipe)
     measured = found.result.metrics.deployment
-    console.print(f"loading {settings.model}", highlight=False)
+    console.print(f"loading {settings.model}", highlight=False, markup=False)
     base = load_model(settings.model, device=settings.device)
     context = CompressionContext(
         base.tokenizer, settings.measure_config().calibration, settings.seed
     )
     model = base.fresh_copy()
-    console.print(f"compressing: {recipe.label}", highlight=False)
+    console.print(f"compressing: {recipe.label}", highlight=False, markup=False)
     compress(model, recipe, context)
     runtime = runtime_for(recipe.runtime)
     workdir = Path(tempfile.mkdtemp(prefix="agentic-export-"))
@@ -91,9 +88,9 @@ def export(
         "Every figure measured during the search, with its provenance, is in measured.json.\n"
     )
     for path in files:
-        console.print(f"wrote {path}", highlight=False)
-    console.print(f"artefact: {check}", highlight=False)
-    console.print(f"serve: {command}", highlight=False)
+        console.print(f"wrote {path}", highlight=False, markup=False)
+    console.print(f"artefact: {check}", highlight=False, markup=False)
+    console.print(f"serve: {command}", highlight=False, markup=False)
 
 
 def register(app: typer.Typer) -> None:

@@ -18,6 +18,8 @@ Example:
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
@@ -30,13 +32,15 @@ from agentic_compression.cli.options import (
     DataDirOption,
     MeterOption,
     ZoneOption,
+    check_writable,
+    plain,
 )
 from agentic_compression.errors import UserInputError
 
 if TYPE_CHECKING:
     from agentic_compression.planning.base import Planner
     from agentic_compression.results.ledger import SearchLedger
-    from agentic_compression.results.records import RunRecord
+    from agentic_compression.results.records import RunRecord, TrialRecord
     from agentic_compression.results.store import ResultsStore
     from agentic_compression.workflow.evaluator import CandidateEvaluator
     from agentic_compression.workflow.runner import SearchOutcome, SearchSettings
@@ -92,7 +96,11 @@ def _evaluator(settings: SearchSettings, progress: Progress) -> CandidateEvaluat
     from agentic_compression.models import load_model
     from agentic_compression.workflow.evaluator import CandidateEvaluator
 
-    measure = settings.measure_config()  # validates the tasks before the model loads
+    measure = settings.measure_config()
+    if measure.accuracy is not None:  # every task's data (or the hub) is there: before the model
+        from agentic_compression.evaluation.accuracy import plan_evaluation
+
+        plan_evaluation(measure.accuracy)
     meter = build_meter(settings.country, settings.zone, settings.meter)
     scheduler = None
     if settings.carbon_aware_max_delay_min is not None:
@@ -109,8 +117,40 @@ def _evaluator(settings: SearchSettings, progress: Progress) -> CandidateEvaluat
     base = load_model(settings.model, device=settings.device)
     progress.remove_task(task)
     for note in base.notes:
-        console.print(f"[dim]note: {note}[/]")
+        console.print(f"[dim]note: {plain(note)}[/]")
     return CandidateEvaluator(base, measure, meter, scheduler)
+
+
+@dataclass
+class _Tally:
+    """What the live line shows besides the phase: trials done of the budget, CO2 of the carbon
+    budget, and an ETA from the mean time of the trials so far."""
+
+    max_trials: int
+    budget_kg: float | None
+    done: int = 0
+    co2_kg: float = 0.0
+    seconds: float = 0.0
+
+    @classmethod
+    def of(cls, trials: Sequence[TrialRecord], settings: SearchSettings) -> _Tally:
+        tally = cls(settings.max_trials, settings.carbon_budget_kg)
+        for trial in trials:
+            tally.add(sum(r.co2_kg for r in trial.result.energy), trial.seconds)
+        return tally
+
+    def add(self, co2_kg: float, seconds: float) -> None:
+        self.done, self.co2_kg, self.seconds = (
+            self.done + 1, self.co2_kg + co2_kg, self.seconds + seconds
+        )  # fmt: skip
+
+    def summary(self) -> str:
+        budget = f" of {self.budget_kg * 1000:.1f}" if self.budget_kg else ""
+        text = f"{self.done}/{self.max_trials} trials done, {self.co2_kg * 1000:.3f}{budget} g CO2"
+        if self.done:
+            left = self.seconds / self.done * max(0, self.max_trials - self.done)
+            text += f", ETA ~{left / 60:.0f} min" if left >= 60 else f", ETA ~{left:.0f} s"
+        return text
 
 
 def _drive(
@@ -118,23 +158,28 @@ def _drive(
     store: ResultsStore,
     checkpoint_url: str | None,
     settings: SearchSettings,
+    runs_dir: Path,
     planner: Planner | None = None,
     evaluator: CandidateEvaluator | None = None,
 ) -> SearchOutcome:
-    from agentic_compression.workflow.runner import Callbacks, run_search
+    from agentic_compression.cli.terminal import run_log
+    from agentic_compression.workflow.runner import Callbacks, run_folder, run_search
     from agentic_compression.workflow.state import TrialSummary
 
     planner = planner or _planner(settings)
+    log_path = run_folder(runs_dir, run.run_id) / "run.log"
     columns = (SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn())
-    with Progress(*columns, console=console, transient=True) as progress:
+    with run_log(log_path), Progress(*columns, console=console, transient=True) as progress:
         evaluator = evaluator or _evaluator(settings, progress)
         live = progress.add_task(f"run {run.run_id}", total=None)
+        tally = _Tally.of(store.list_trials(run.run_id), settings)
 
         def on_progress(text: str) -> None:
-            progress.update(live, description=text)
+            progress.update(live, description=f"{plain(text)}  [dim]{tally.summary()}[/]")
 
         def on_trial(trial: TrialSummary) -> None:
-            label = trial["recipe"].get("name") or trial["recipe_hash"]
+            tally.add(trial["co2_kg"], trial["seconds"])
+            label = plain(trial["recipe"].get("name") or trial["recipe_hash"])
             if trial["status"] == "ok" and trial["objectives"]:
                 objectives = trial["objectives"]
                 detail = (
@@ -144,13 +189,15 @@ def _drive(
                     + ("" if trial["feasible"] else " [yellow](infeasible)[/]")
                 )
             else:
-                detail = f"[red]failed[/]: {trial['error']}"
+                detail = f"[red]failed[/]: {plain(trial['error'])}"
             console.print(f"trial {trial['number']} {label}: {detail}", highlight=False)
 
+        console.print(f"[dim]third-party output: {plain(log_path)}[/]", highlight=False)
         callbacks = Callbacks(on_progress=on_progress, on_trial=on_trial)
         return run_search(
-            run, planner, evaluator, store, checkpoint_url=checkpoint_url, callbacks=callbacks
-        )
+            run, planner, evaluator, store, runs_dir=runs_dir, checkpoint_url=checkpoint_url,
+            callbacks=callbacks,
+        )  # fmt: skip
 
 
 def run(
@@ -177,7 +224,7 @@ def run(
         str, typer.Option(help="What the search is for, in words (planners read it).")
     ] = "balanced accuracy and carbon",
     accuracy_threshold: Annotated[
-        float | None, typer.Option(help="Minimum accuracy a candidate must reach.")
+        float | None, typer.Option(help="Minimum accuracy a candidate must reach (0-1).")
     ] = None,
     max_memory_mb: Annotated[
         float | None, typer.Option(help="Largest serialized size (MB).")
@@ -223,10 +270,18 @@ def run(
     """Search compression recipes for the model under carbon, trial, time and convergence budgets."""
     from agentic_compression.cli.evaluate_command import resolve_device
     from agentic_compression.results.store import make_results_store, redact_url
-    from agentic_compression.workflow.runner import create_run, default_checkpoint_url, new_run_id
+    from agentic_compression.workflow.checkpointer import make_checkpointer
+    from agentic_compression.workflow.runner import (
+        check_run_id,
+        create_run,
+        default_checkpoint_url,
+        new_run_id,
+        run_folder,
+    )
 
-    run_id = run_id or new_run_id()
-    run_dir = (runs_dir / run_id).resolve()
+    run_id = check_run_id(run_id) if run_id is not None else new_run_id()
+    check_writable(runs_dir, "--runs-dir", folder=True)
+    run_dir = run_folder(runs_dir, run_id)
     checkpoint = checkpoint_url or default_checkpoint_url(run_dir)
     settings = _settings(
         model=model, max_trials=max_trials, carbon_budget_kg=carbon_budget_kg,
@@ -242,15 +297,19 @@ def run(
         checkpoint_url=redact_url(checkpoint), run_dir=str(run_dir),
     )  # fmt: skip
     search_planner = _planner(settings)  # an unconfigured planner fails before the model loads
+    if not checkpoint.startswith("sqlite:"):  # a server that cannot be reached: before any work
+        with make_checkpointer(checkpoint):
+            pass
+    # The model loads before the store opens: a bad model leaves no results store behind.
+    with Progress(SpinnerColumn(), TextColumn("{task.description}"), console=console,
+                  transient=True) as progress:  # fmt: skip
+        evaluator = _evaluator(settings, progress)
     with make_results_store(store_url or default_store_url(runs_dir)) as store:
         if store.get_run(run_id) is not None:
             raise UserInputError(f"run {run_id!r} already exists; resume it or pick another id")
-        with Progress(SpinnerColumn(), TextColumn("{task.description}"), console=console,
-                      transient=True) as progress:  # fmt: skip
-            evaluator = _evaluator(settings, progress)
         record = create_run(store, run_id, settings, evaluator.config_hash)
-        console.print(f"run [bold]{run_id}[/] ({run_dir})", highlight=False)
-        outcome = _drive(record, store, checkpoint, settings, search_planner, evaluator)
+        console.print(f"run [bold]{run_id}[/] ({plain(run_dir)})", highlight=False)
+        outcome = _drive(record, store, checkpoint, settings, runs_dir, search_planner, evaluator)
     print_summary(outcome, settings)
 
 
@@ -263,25 +322,54 @@ def resume(
     checkpoint_url: Annotated[
         str | None, typer.Option(help="Checkpointer URL, if it differs from the stored one.")
     ] = None,
+    force: Annotated[
+        bool,
+        typer.Option(help="Resume a run marked running on another machine (its process is gone)."),
+    ] = False,
 ) -> None:
     """Continue a killed or interrupted run from its last checkpoint (a finished one re-exports)."""
     from agentic_compression.results.store import make_results_store
-    from agentic_compression.workflow.runner import export_run, settings_of
+    from agentic_compression.workflow.runner import (
+        check_run_id,
+        export_run,
+        find_run,
+        run_folder,
+        settings_of,
+    )
 
+    check_run_id(run_id)
+    check_writable(runs_dir, "--runs-dir", folder=True)
     with make_results_store(store_url or default_store_url(runs_dir)) as store:
-        record = store.get_run(run_id)
-        if record is None:
-            raise UserInputError(
-                f"no run {run_id!r} in this store; list runs with `agentic-compress runs`"
-            )
+        record = find_run(store, run_id)
         settings = settings_of(record)
+        _refuse_if_alive(record, force)
         if record.status == "finished":
             console.print(f"run {run_id} has finished; writing its outputs again", highlight=False)
-            outcome = export_run(run_id, store, checkpoint_url=checkpoint_url)
+            outcome = export_run(run_id, store, runs_dir=runs_dir, checkpoint_url=checkpoint_url)
         else:
-            console.print(f"resuming run [bold]{run_id}[/] ({settings.run_dir})", highlight=False)
-            outcome = _drive(record, store, checkpoint_url, settings)
+            folder = run_folder(runs_dir, run_id)
+            console.print(f"resuming run [bold]{run_id}[/] ({plain(folder)})", highlight=False)
+            outcome = _drive(record, store, checkpoint_url, settings, runs_dir)
     print_summary(outcome, settings)
+
+
+def _refuse_if_alive(record: RunRecord, force: bool) -> None:
+    """Two processes must never drive one run (two writers, two budgets)."""
+    import socket
+
+    from agentic_compression.workflow.runner import effective_status
+
+    if effective_status(record) != "running":
+        return
+    if record.host == socket.gethostname():
+        raise UserInputError(
+            f"run {record.run_id} is still running (pid {record.pid}); stop it before resuming"
+        )
+    if not force:
+        raise UserInputError(
+            f"run {record.run_id} is marked running on {record.host} (pid {record.pid}); if that "
+            "process is gone, resume with --force"
+        )
 
 
 def runs(runs_dir: RunsDir = Path("runs"), store_url: StoreUrl = None) -> None:
@@ -303,8 +391,9 @@ def runs(runs_dir: RunsDir = Path("runs"), store_url: StoreUrl = None) -> None:
                 "failed": "[red]failed[/]",
             }
             detail = record.stop_reason or record.progress or record.error or ""
-            table.add_row(record.run_id, record.model, shown.get(status, status),
-                          str(store.count_trials(record.run_id)), detail, record.updated_at)  # fmt: skip
+            table.add_row(plain(record.run_id), plain(record.model), shown.get(status, status),
+                          str(store.count_trials(record.run_id)), plain(detail),
+                          record.updated_at)  # fmt: skip
     console.print(table)
 
 
@@ -348,7 +437,7 @@ def print_summary(outcome: SearchOutcome, settings: SearchSettings) -> None:
         picks = [name for name, chosen in frontier.selections.items() if chosen == candidate_id]
         if candidate_id == frontier.knee_id:
             picks.append("knee")
-        table.add_row(str(trial.number), trial_label(trial), f"{values['accuracy']:.3f}",
+        table.add_row(str(trial.number), plain(trial_label(trial)), f"{values['accuracy']:.3f}",
                       f"{values['latency_ms']:.1f}", f"{values['memory_bytes'] / 1e6:.1f}",
                       f"{values['co2_kg'] * 1000:.4f}", ", ".join(picks))  # fmt: skip
     console.print(table)
@@ -360,15 +449,15 @@ def print_summary(outcome: SearchOutcome, settings: SearchSettings) -> None:
     else:
         trial = by_id[chosen]
         console.print(
-            f"[bold]chosen ({settings.select}):[/] trial {trial.number} {trial_label(trial)}\n"
-            f"{json.dumps(trial.recipe)}",
+            f"[bold]chosen ({settings.select}):[/] trial {trial.number} "
+            f"{plain(trial_label(trial))}\n{plain(json.dumps(trial.recipe))}",
             highlight=False,
         )
     print_ledger(build_ledger(trials, cost_dict(spent), chosen))
     paths = outcome.outputs
     for path in (paths.results_json, paths.trials_csv, paths.pareto_html, paths.pareto_svg):
         if path is not None:
-            console.print(f"wrote {path}", highlight=False)
+            console.print(f"wrote {path}", highlight=False, markup=False)
 
 
 def print_ledger(ledger: SearchLedger) -> None:
@@ -386,7 +475,7 @@ def print_ledger(ledger: SearchLedger) -> None:
         f"{ledger.total_co2_kg * 1000:.3f} g CO2, {ledger.total_energy_kwh * 1000:.2f} Wh ({parts})",
         highlight=False,
     )
-    console.print(f"break-even: {ledger.break_even_note}", highlight=False)
+    console.print(f"break-even: {ledger.break_even_note}", highlight=False, markup=False)
 
 
 def register(app: typer.Typer) -> None:

@@ -47,6 +47,10 @@ RUNTIME_PRESETS.update(
         for quant in ("Q4_K_M", "Q4_0", "IQ4_NL", "IQ4_XS")
     }
 )
+#: ONNX Runtime GenAI on the CPU, built by its model builder ("onnx-int4": MatMulNBits int4).
+RUNTIME_PRESETS.update(
+    {f"onnx-{p}": {"name": "onnxruntime", "precision": p} for p in ("int4", "int8", "fp32")}
+)
 #: vLLM on a CUDA GPU: the checkpoint in bf16, or quantized by llm-compressor ("vllm-w4a16").
 RUNTIME_PRESETS["vllm-bf16"] = {"name": "vllm", "dtype": "bfloat16"}
 RUNTIME_PRESETS.update(
@@ -84,5 +88,12 @@ def resolve_recipe(argument: str) -> Recipe:
     if path.suffix == ".json" or path.exists():
         if not path.is_file():
             raise UserInputError(f"recipe file {argument!r} does not exist; check the path")
-        return Recipe.from_json(path.read_text(encoding="utf-8"))
+        try:
+            text = path.read_text(encoding="utf-8")
+        except (UnicodeDecodeError, OSError) as error:
+            reason = "not UTF-8 text" if isinstance(error, UnicodeDecodeError) else error.strerror
+            raise UserInputError(
+                f"recipe file {argument!r} cannot be read ({reason}); pass a JSON recipe file"
+            ) from None
+        return Recipe.from_json(text)
     return preset(argument)  # raises with the list of presets

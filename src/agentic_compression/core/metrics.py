@@ -39,6 +39,9 @@ class AccuracyMetric(Record):
     filter: str = "none"
     data_source: Literal["local", "hub"] | None = None
     data_fingerprint: str | None = None
+    #: True when the score was read from the evaluation cache (measured earlier, same key):
+    #: the accuracy phase's energy then covers the lookup only.
+    from_cache: bool = False
 
 
 class LatencyStats(Record):
@@ -153,6 +156,8 @@ class Provenance(Record):
     cpu: str
     cpu_count: int
     gpu: str | None
+    #: CPU features that decide the kernels (AVX2, AVX-512, AMX ...); empty on records before.
+    cpu_flags: tuple[str, ...] = ()
     torch_threads: int
     git_revision: str | None
     seed: int

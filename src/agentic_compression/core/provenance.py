@@ -64,6 +64,26 @@ def cpu_name() -> str:
     return platform.processor() or platform.machine()
 
 
+#: CPU features that change what kernels run (and so speed, and for bitsandbytes even the stored
+#: 4-bit scales): vector widths, FP16/BF16 and int8 dot-product support, AMX.
+_CPU_FLAGS = (
+    "avx", "avx2", "fma", "f16c", "avx512f", "avx512bw", "avx512vl", "avx512_vnni",
+    "avx512_bf16", "avx512_fp16", "avx_vnni", "amx_bf16", "amx_int8", "amx_tile", "sse4_2",
+)  # fmt: skip
+
+
+def cpu_flags() -> tuple[str, ...]:
+    """The CPU's features among :data:`_CPU_FLAGS` (Linux ``/proc/cpuinfo``; empty elsewhere)."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("flags"):
+                present = set(line.split(":", 1)[1].split())
+                return tuple(flag for flag in _CPU_FLAGS if flag in present)
+    except OSError:
+        pass
+    return ()
+
+
 def gpu_name() -> str | None:
     import torch
 
@@ -76,6 +96,7 @@ def machine_summary() -> dict[str, object]:
 
     return {
         "cpu": cpu_name(),
+        "cpu_flags": list(cpu_flags()),
         "cpu_count": os.cpu_count(),
         "torch_threads": torch.get_num_threads(),
         "gpu": gpu_name(),
@@ -104,6 +125,7 @@ def provenance(
         python=platform.python_version(),
         platform=platform.platform(),
         cpu=cpu_name(),
+        cpu_flags=cpu_flags(),
         cpu_count=os.cpu_count() or 1,
         gpu=gpu_name(),
         torch_threads=torch.get_num_threads(),

@@ -99,6 +99,29 @@ class LlamaCppSettings(RuntimeConfig):
         return f"llamacpp-{self.quant}{suffix}"
 
 
+class OnnxRuntimeSettings(RuntimeConfig):
+    """ONNX Runtime GenAI on the CPU, the model built by its model builder on export.
+
+    ``precision`` int4 and int8 are weight-only MatMulNBits quantization in blocks of
+    ``block_size`` weights (``algo``: round-to-nearest ``rtn``/``default`` or ``k_quant``); fp32 keeps
+    float weights. ``accuracy_level`` is MatMulNBits' compute type: 4 quantizes activations to int8
+    (the CPU default, fastest), 1 computes in fp32. ``threads`` None means the torch thread count of
+    the process, so every runtime uses the same cores.
+    """
+
+    name: Literal["onnxruntime"] = "onnxruntime"
+    precision: Literal["int4", "int8", "fp32"] = "int4"
+    block_size: Literal[16, 32, 64, 128, 256] = 32
+    algo: Literal["default", "rtn", "k_quant"] = "default"
+    accuracy_level: Literal[1, 2, 3, 4] = 4
+    threads: int | None = Field(None, ge=1)
+    context: int = Field(2048, ge=64)
+
+    @property
+    def label(self) -> str:
+        return f"onnxruntime-{self.precision}"
+
+
 class VllmSettings(RuntimeConfig):
     """vLLM on a CUDA GPU serving a Hugging Face checkpoint folder.
 
@@ -123,6 +146,7 @@ class VllmSettings(RuntimeConfig):
 RUNTIME_CONFIGS: dict[str, type[RuntimeConfig]] = {
     "torch": TorchSettings,
     "llamacpp": LlamaCppSettings,
+    "onnxruntime": OnnxRuntimeSettings,
     "vllm": VllmSettings,
 }
 

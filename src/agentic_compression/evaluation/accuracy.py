@@ -339,13 +339,14 @@ def evaluate_accuracy(
 
     found: dict[int, tuple[AccuracyMetric, ...]] = {}
     pending: list[tuple[int, PlannedTask, str | None]] = []
+    where = _scoring_environment(model) if store is not None else {}
     for index, task in enumerate(plan):
         entry_key = None
         if store is not None and cache_key is not None:
-            entry_key = cache_entry_key(cache_key, task.cache_fields(config))
+            entry_key = cache_entry_key(cache_key, {**task.cache_fields(config), **where})
             hit = store.get(entry_key)
             if hit is not None:
-                found[index] = hit
+                found[index] = tuple(m.model_copy(update={"from_cache": True}) for m in hit)
                 continue
         pending.append((index, task, entry_key))
 
@@ -368,6 +369,27 @@ def evaluate_accuracy(
                     task_config=task.cache_fields(config),
                 )
     return tuple(metric for index in range(len(plan)) for metric in found[index])
+
+
+def _scoring_environment(model: Any) -> dict[str, Any]:
+    """What besides the task decides a score: the device and the libraries that computed it
+    (``model`` None, a cache-only lookup, means the default: torch on the CPU)."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    if model is None:
+        device, runtime = "cpu", "torch"
+    elif _is_deployment(model):
+        device, runtime = model.device, model.info.runtime
+    else:
+        device, runtime = str(next(model.parameters()).device), "torch"
+    packages = {"torch": ("torch", "transformers"), "llamacpp": ("xllamacpp",)}
+    libraries: dict[str, str] = {}
+    for name in ("torch", *packages.get(runtime, ())):
+        try:
+            libraries[name] = version(name)
+        except PackageNotFoundError:
+            libraries[name] = "not installed"
+    return {"device": device, "runtime": runtime, "libraries": libraries}
 
 
 def _is_deployment(model: Any) -> bool:

@@ -17,6 +17,7 @@ Example:
 from __future__ import annotations
 
 import gc
+import logging
 import shutil
 import tempfile
 from collections.abc import Callable
@@ -33,15 +34,17 @@ from agentic_compression.core.metrics import (
     DeploymentRecord,
     EnergyReading,
     InferenceEnergy,
+    LatencyStats,
     StepReport,
 )
 from agentic_compression.core.provenance import now, provenance
 from agentic_compression.core.recipe import Recipe
-from agentic_compression.errors import AgenticCompressionError, UserInputError
+from agentic_compression.errors import UserInputError
 from agentic_compression.evaluation.footprint import peak_memory
-from agentic_compression.evaluation.latency import LatencyConfig, measure_latency
+from agentic_compression.evaluation.latency import LatencyConfig, timed_latency, warm_up
 from agentic_compression.evaluation.perplexity import PerplexityConfig, perplexity
 from agentic_compression.models.loading import LoadedModel
+from agentic_compression.redaction import scrub
 from agentic_compression.runtimes import Deployment, Runtime, runtime_for
 
 if TYPE_CHECKING:
@@ -49,6 +52,8 @@ if TYPE_CHECKING:
 
 #: Called with a short description before each phase (the CLI shows it as progress).
 Progress = Callable[[str], None]
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -89,7 +94,7 @@ def evaluate_candidate(
 
     def failed(error: BaseException) -> CandidateResult:
         return _result(base, recipe, config, meter, context, started_at, steps, energy,
-                       status="failed", error=f"{type(error).__name__}: {error}", phase=phase)  # fmt: skip
+                       status="failed", error=scrub(f"{type(error).__name__}: {error}"), phase=phase)  # fmt: skip
 
     def run_phase(name: str, work: Callable[[], Any]) -> Any:
         """Run ``work`` as an energy-metered phase; its reading is kept even if it raises."""
@@ -112,8 +117,11 @@ def evaluate_candidate(
         runtime = runtime_for(recipe.runtime)
         workdir = Path(tempfile.mkdtemp(prefix="agentic-artefact-"))
         folder = workdir
-        if recipe.runtime.is_default:  # PyTorch eager serves the model as it is: nothing to export
-            deployment = runtime.deploy(model, base, recipe.runtime, context, folder)
+        if recipe.runtime.is_default:  # PyTorch eager serves the model as it is: size it now
+            progress("measuring size and sparsity")
+            deployment = run_phase(
+                "size", lambda: runtime.deploy(model, base, recipe.runtime, context, folder)
+            )
         else:
             progress(f"exporting to {recipe.runtime.label}")
             deployment = run_phase(
@@ -128,8 +136,10 @@ def evaluate_candidate(
         phase = "measured"
     except UserInputError:
         raise  # a mistake in what the user asked for: stop, don't record a failed trial
-    except (AgenticCompressionError, RuntimeError, ValueError, TypeError, NotImplementedError,
-            AttributeError, MemoryError, ImportError, OSError) as error:  # fmt: skip
+    except Exception as error:
+        # Any failure of a candidate is recorded as that candidate's failure (KeyboardInterrupt
+        # and SystemExit still stop the run); the traceback goes to the run's log.
+        logger.info("candidate %s failed in %s", recipe.label, phase, exc_info=True)
         return failed(error)
     finally:
         model = None
@@ -158,8 +168,9 @@ def _measure(
         if config.latency is not None:
             progress("measuring prefill and decode latency")
             lat_config = config.latency
-            latency = run_phase("latency", lambda: measure_latency(deployment, lat_config))
-            inference_energy = _per_token(energy[-1], latency.new_tokens * latency.repeats)
+            prompt = run_phase("latency-warmup", lambda: warm_up(deployment, lat_config))
+            latency = run_phase("latency", lambda: timed_latency(deployment, lat_config, prompt))
+            inference_energy = _per_token(energy[-1], latency)
         if config.perplexity is not None:
             progress("measuring perplexity on WikiText-2 test")
             ppl_config = config.perplexity
@@ -174,9 +185,8 @@ def _measure(
                 "accuracy",
                 lambda: evaluate_accuracy(deployment, None, acc_config, cache_key=key),
             )
-    # Size last: writing the state dict to disk leaves dirty pages whose write-back would
-    # otherwise run in the kernel during the latency measurement.
-    progress("measuring size and sparsity")
+    # Size was measured at deployment, right after compression (the torch runtime writes the
+    # state dict and syncs it to disk then; other runtimes count their exported files).
     info = deployment.info
     return CandidateMetrics(
         size=deployment.size_stats(),
@@ -197,14 +207,23 @@ def _measure(
     )
 
 
-def _per_token(reading: EnergyReading, tokens: int) -> InferenceEnergy:
+def _per_token(reading: EnergyReading, latency: LatencyStats) -> InferenceEnergy:
+    """Energy per generated token from the metered timed generations alone (no warm-up): each of
+    the ``repeats`` generations prefills the prompt and produces ``new_tokens + 1`` tokens."""
+    if reading.phase != "latency":
+        raise ValueError(f"per-token energy needs the timed-latency reading, got {reading.phase!r}")
+    tokens = latency.repeats * (latency.new_tokens + 1)
     per_token = reading.energy_kwh / tokens
     return InferenceEnergy(
         generated_tokens=tokens,
         energy_kwh_per_token=per_token,
         co2_kg_per_1k_tokens=reading.co2_kg / tokens * 1000,
         label=reading.label,
-        meter=f"{reading.meter}; energy of the timed generation loop / generated tokens",
+        meter=(
+            f"{reading.meter}; energy of the {latency.repeats} timed generations only (each a "
+            f"{latency.prompt_tokens}-token prefill + {latency.new_tokens + 1} generated tokens; "
+            "warm-up excluded) / generated tokens"
+        ),
     )
 
 

@@ -26,7 +26,10 @@ def serialized_bytes(model: Any) -> int:
 
     with tempfile.TemporaryDirectory(prefix="agentic-size-") as folder:
         path = os.path.join(folder, "state_dict.pt")
-        torch.save(model.state_dict(), path)
+        with open(path, "wb") as handle:
+            torch.save(model.state_dict(), handle)
+            handle.flush()
+            os.fsync(handle.fileno())  # written back now, not during a later timed measurement
         return os.path.getsize(path)
 
 

@@ -26,20 +26,27 @@ def _percentile(values: list[float], q: float) -> float:
     return ordered[index]
 
 
-def measure_latency(deployment: Deployment, config: LatencyConfig) -> LatencyStats:
-    """Time the prompt's forward pass (prefill) and each next-token step (decode) separately.
+def latency_prompt(deployment: Deployment, config: LatencyConfig) -> list[int]:
+    """The first ``prompt_tokens`` tokens of WikiText-2 test as the runtime tokenizes them."""
+    return deployment.tokenize(wikitext2_test()[:20000])[: config.prompt_tokens]
 
-    The prompt is the first ``prompt_tokens`` tokens of WikiText-2 test as the runtime tokenizes it;
-    ``warmup`` untimed generations come first, then ``repeats`` timed ones.
-    """
-    prompt = deployment.tokenize(wikitext2_test()[:20000])[: config.prompt_tokens]
+
+def warm_up(deployment: Deployment, config: LatencyConfig) -> list[int]:
+    """Run the ``warmup`` untimed generations; the prompt they used."""
+    prompt = latency_prompt(deployment, config)
+    for _ in range(config.warmup):
+        deployment.time_generation(prompt, config.new_tokens)
+    return prompt
+
+
+def timed_latency(deployment: Deployment, config: LatencyConfig, prompt: list[int]) -> LatencyStats:
+    """The ``repeats`` timed generations only (meter this call for energy per generated token)."""
     prefill_ms: list[float] = []
     decode_ms: list[float] = []
-    for run in range(config.warmup + config.repeats):
+    for _ in range(config.repeats):
         times = deployment.time_generation(prompt, config.new_tokens)
-        if run >= config.warmup:
-            prefill_ms.append(times.prefill_ms)
-            decode_ms.extend(times.decode_ms)
+        prefill_ms.append(times.prefill_ms)
+        decode_ms.extend(times.decode_ms)
     decode_median = statistics.median(decode_ms)
     return LatencyStats(
         prompt_tokens=len(prompt),
@@ -54,3 +61,12 @@ def measure_latency(deployment: Deployment, config: LatencyConfig) -> LatencySta
         threads=deployment.threads,
         device=deployment.device,
     )
+
+
+def measure_latency(deployment: Deployment, config: LatencyConfig) -> LatencyStats:
+    """Time the prompt's forward pass (prefill) and each next-token step (decode) separately.
+
+    ``warmup`` untimed generations come first (:func:`warm_up`), then ``repeats`` timed ones
+    (:func:`timed_latency`).
+    """
+    return timed_latency(deployment, config, warm_up(deployment, config))

@@ -32,10 +32,10 @@ from agentic_compression.evaluation.tasks import (
     benchmark,
     catalogue,
     hub_dataset_cached,
-    hub_offline,
     lm_eval_tasks_dir,
     mmlu_subjects,
 )
+from agentic_compression.hub import hub_unavailable
 from agentic_compression.paths import home
 
 _MMLU_CATEGORIES = ("stem", "other", "social_sciences", "humanities")
@@ -186,10 +186,11 @@ def resolve_task(
         )
     if bench.hub_task is None:
         raise UserInputError(f"{name} is unavailable: {found.note}")
-    if hub_offline() and not hub_dataset_cached(name):
+    unavailable = hub_unavailable()
+    if unavailable and not hub_dataset_cached(name):
         where = f"under {data_dir}" if data_dir is not None else "(no data folder configured)"
         raise UserInputError(
-            f"{name} has no offline data {where} and the hub is switched off (HF_*_OFFLINE): "
+            f"{name} has no offline data {where} and {unavailable}: "
             f"pass --data-dir (or set {DATA_ENV_VAR}) to a folder with its files, "
             "or run with internet"
         )

@@ -324,17 +324,6 @@ def benchmark(name: str) -> Benchmark:
     return entries[name]
 
 
-def _truthy(value: str | None) -> bool:
-    return (value or "").strip().lower() in {"1", "true", "yes", "on"}
-
-
-def hub_offline() -> bool:
-    """True when the Hugging Face libraries are told not to reach the hub."""
-    return _truthy(os.environ.get("HF_HUB_OFFLINE")) or _truthy(
-        os.environ.get("HF_DATASETS_OFFLINE")
-    )
-
-
 #: The hub dataset each built-in task reads (lm-eval's ``dataset_path``).
 _HUB_DATASETS = {
     "arc_easy": "allenai/ai2_arc",

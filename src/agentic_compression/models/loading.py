@@ -30,6 +30,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from agentic_compression.errors import UserInputError
+from agentic_compression.hub import hub_unavailable
 from agentic_compression.paths import home
 
 if TYPE_CHECKING:
@@ -177,10 +178,20 @@ def _from_folder(folder: Path, dtype: str, device: str, gguf_file: str | None = 
     kwargs: dict[str, Any] = {"dtype": dtype}
     if gguf_file:
         kwargs["gguf_file"] = gguf_file
-    model: Any = AutoModelForCausalLM.from_pretrained(folder, **kwargs)
-    tokenizer = AutoTokenizer.from_pretrained(folder, gguf_file=gguf_file) if gguf_file else None
-    if tokenizer is None:
-        tokenizer = AutoTokenizer.from_pretrained(folder)
+    try:
+        model: Any = AutoModelForCausalLM.from_pretrained(folder, **kwargs)
+        tokenizer = (
+            AutoTokenizer.from_pretrained(folder, gguf_file=gguf_file)
+            if gguf_file
+            else AutoTokenizer.from_pretrained(folder)
+        )
+    except Exception as error:  # a corrupt or partial file: say which, in one line
+        first = str(error).strip().splitlines()[0] if str(error).strip() else ""
+        where = folder / gguf_file if gguf_file else folder
+        raise UserInputError(
+            f"cannot load the model in {str(where)!r} ({type(error).__name__}: {first[:160]}); "
+            "check its files (a partial download or a corrupt copy?)"
+        ) from None
     return model.to(device).eval(), tokenizer
 
 
@@ -218,15 +229,31 @@ def load_model(spec: str, *, device: str = "cpu", dtype: str = "float32") -> Loa
     return _from_hub(spec, dtype, device)
 
 
+def _hub_cached(spec: str) -> bool:
+    from huggingface_hub import try_to_load_from_cache
+
+    try:
+        return isinstance(try_to_load_from_cache(spec, "config.json"), str)
+    except Exception:  # an id the hub would refuse is not cached either
+        return False
+
+
 def _from_hub(spec: str, dtype: str, device: str) -> LoadedModel:
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
+    aliases = ", ".join(EMBEDDED_ALIASES)
+    unavailable = hub_unavailable()
+    if unavailable and not _hub_cached(spec):
+        raise UserInputError(
+            f"cannot load model {spec!r}: {unavailable} and it is not in the local cache; "
+            f"use an embedded alias ({aliases}), a local folder or a .gguf file"
+        )
+    local = {"local_files_only": True} if unavailable else {}
     try:
-        tokenizer = AutoTokenizer.from_pretrained(spec)
-        model: Any = AutoModelForCausalLM.from_pretrained(spec, dtype=dtype)
+        tokenizer = AutoTokenizer.from_pretrained(spec, **local)
+        model: Any = AutoModelForCausalLM.from_pretrained(spec, dtype=dtype, **local)
         model = model.to(device).eval()
     except (OSError, ValueError) as error:
-        aliases = ", ".join(EMBEDDED_ALIASES)
         first_line = (
             str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
         )

@@ -32,6 +32,7 @@ from agentic_compression.planning.optuna_planner import OptunaPlanner
 from agentic_compression.planning.random_planner import RandomPlanner
 from agentic_compression.planning.rules import RulesPlanner
 from agentic_compression.planning.space import SearchSpace
+from agentic_compression.redaction import redact_url
 
 logger = logging.getLogger(__name__)
 
@@ -129,7 +130,7 @@ def _chat_model(
             max_retries=0,  # LLMPlanner retries with backoff itself
             timeout=120,
         )
-        return client, f"openai-compatible {name} at {base_url}", ""
+        return client, f"openai-compatible {name} at {redact_url(base_url)}", ""
     provider, requested = _provider(model, env)
     if provider is None:
         return None, "", f"no ANTHROPIC_API_KEY, OPENAI_API_KEY or ${LLM_BASE_URL_ENV} set"

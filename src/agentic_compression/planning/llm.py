@@ -38,6 +38,7 @@ from agentic_compression.core.pareto import DEFAULT_OBJECTIVES
 from agentic_compression.core.recipe import Recipe, registered_methods
 from agentic_compression.errors import UserInputError
 from agentic_compression.planning.base import Planner, PlanningGoal, Proposal, TrialOutcome
+from agentic_compression.redaction import scrub
 
 logger = logging.getLogger(__name__)
 
@@ -233,6 +234,34 @@ def _text(response: Any) -> str:
     return str(content)
 
 
+#: Estimated energy of a hosted LLM per 1,000 tokens (Wh), for the ledger's planner share, which
+#: no meter here can see. Epoch AI ("How much energy does ChatGPT use?", 2025) estimates a typical
+#: GPT-4o query (about 500 output tokens) at about 0.3 Wh, so about 0.6 Wh per 1k output tokens;
+#: input tokens are counted at a tenth of that (an assumption: prefill is batched and cheaper).
+LLM_WH_PER_1K_OUTPUT_TOKENS = 0.6
+LLM_WH_PER_1K_INPUT_TOKENS = 0.06
+#: The provider's grid is unknown: the world average (IEA, about 480 gCO2/kWh in 2023).
+LLM_GRID_G_CO2_PER_KWH = 480.0
+
+
+def estimated_llm_co2_kg(input_tokens: int, output_tokens: int) -> float:
+    """An estimate (not a measurement) of a hosted LLM's CO2 for a call's token usage.
+
+    >>> round(estimated_llm_co2_kg(0, 1000) * 1000, 3)  # grams for 1k output tokens
+    0.288
+    """
+    wh = (
+        input_tokens / 1000 * LLM_WH_PER_1K_INPUT_TOKENS
+        + output_tokens / 1000 * LLM_WH_PER_1K_OUTPUT_TOKENS
+    )
+    return wh / 1000 * LLM_GRID_G_CO2_PER_KWH / 1000
+
+
+def _tokens(response: Any) -> tuple[int, int]:
+    usage = getattr(response, "usage_metadata", None) or {}
+    return int(usage.get("input_tokens") or 0), int(usage.get("output_tokens") or 0)
+
+
 def _usage(response: Any, attempt: int, label: str) -> str:
     usage = getattr(response, "usage_metadata", None) or {}
     tokens = (
@@ -277,11 +306,17 @@ class LLMPlanner(Planner):
     ) -> None:
         self.chat_model = chat_model
         self.fallback = fallback
-        self.model_label = model_label
         self.retry = retry if retry is not None else RetryPolicy()
         self.environment_note = environment_note
         self._sleep = sleep
-        self.name = f"llm ({model_label})"
+        self.model_label = scrub(model_label)
+        self.name = f"llm ({self.model_label})"
+        self._last_co2_kg = 0.0
+
+    def last_call_co2_kg_estimate(self) -> float:
+        """The estimated CO2 of the last ``propose``'s provider calls, from their token usage
+        (:func:`estimated_llm_co2_kg`; 0 when the provider reports no usage)."""
+        return self._last_co2_kg
 
     def propose(
         self, history: Sequence[TrialOutcome], goal: PlanningGoal, count: int
@@ -296,12 +331,14 @@ class LLMPlanner(Planner):
         ]
         calls: list[str] = []
         problem = ""
+        self._last_co2_kg = 0.0
         for attempt in range(1, self.retry.max_format_attempts + 1):
             try:
                 response = self._invoke(messages)
             except LLMUnavailableError as error:
                 return self._fall_back(history, goal, count, str(error), calls)
             calls.append(_usage(response, attempt, self.model_label))
+            self._last_co2_kg += estimated_llm_co2_kg(*_tokens(response))
             text = _text(response)
             try:
                 reasoning, recipes = parse_reply(text, history, count)
@@ -332,7 +369,7 @@ class LLMPlanner(Planner):
                     raise LLMUnavailableError(f"{summary} (after {attempt} attempts)") from error
                 wait = self.retry.delay(attempt, retry_after_seconds(error))
                 kind = "rate limited" if is_rate_limit(error) else "transient error"
-                logger.info("LLM planner %s (%s); retrying in %.1f s", kind, summary, wait)
+                logger.warning("LLM planner %s (%s); retrying in %.1f s", kind, summary, wait)
                 self._sleep(wait)
         raise AssertionError("unreachable")  # the loop returns or raises
 
@@ -344,7 +381,7 @@ class LLMPlanner(Planner):
         reason: str,
         calls: list[str],
     ) -> list[Proposal]:
-        reason = " ".join(reason.split())[:300]
+        reason = scrub(" ".join(reason.split()))[:300]
         logger.warning(
             "LLM planner unavailable (%s); the offline planner proposes this batch", reason
         )

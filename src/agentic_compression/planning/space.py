@@ -5,7 +5,7 @@ or ``nm-2:4``), a sparsity for the unstructured methods, and one precision/quant
 also says where the candidate is served: PyTorch eager (``fp32``, ``bf16``, ``int8_weight_only``,
 ``int8_dynamic``, ``nf4``, ``fp4``, ``bnb_8bit``, and ``int4_weight_only`` where CUDA is available)
 or llama.cpp with the weights exported in a GGUF type (``gguf-f16``, ``gguf-q8_0``, ``gguf-q4_k_m``
-...). So the planners search the joint (recipe x runtime) space with no change of their own. :meth:`SearchSpace.to_recipe` turns a point into a
+...), ONNX Runtime GenAI (``onnx-int8``, ``onnx-int4``) or, on a GPU, vLLM (``vllm-w4a16`` ...). So the planners search the joint (recipe x runtime) space with no change of their own. :meth:`SearchSpace.to_recipe` turns a point into a
 :class:`Recipe` (pruning first, then the single precision step); :meth:`SearchSpace.from_recipe` is the
 inverse, ``None`` for a recipe outside the space. Sparsity is discrete (``sparsity_levels``), so the
 space is a finite grid a planner can enumerate when sampling keeps hitting trials already run.
@@ -36,6 +36,7 @@ from agentic_compression.core.recipe import Recipe
 from agentic_compression.core.runtime_config import (
     GGUF_QUANT_BITS,
     LlamaCppSettings,
+    OnnxRuntimeSettings,
     RuntimeConfig,
     VllmSettings,
 )
@@ -71,6 +72,11 @@ _QUANT_LABELS = {
 CPU_QUANTIZATIONS = ("fp32", "bf16", "int8_weight_only", "int8_dynamic", "nf4", "fp4", "bnb_8bit")
 #: Precision choices served by llama.cpp: "gguf-q4_k_m" -> GGUF type Q4_K_M (default settings).
 GGUF_CHOICES: Mapping[str, str] = {f"gguf-{quant.lower()}": quant for quant in GGUF_QUANT_BITS}
+#: Precision choices served by ONNX Runtime GenAI on the CPU (MatMulNBits weight-only, block 32).
+ONNX_CHOICES: Mapping[str, OnnxRuntimeSettings] = {
+    "onnx-int8": OnnxRuntimeSettings(precision="int8"),
+    "onnx-int4": OnnxRuntimeSettings(precision="int4"),
+}
 #: Precision choices served by vLLM on a CUDA GPU: the checkpoint as it is (bf16) or quantized by
 #: llm-compressor into compressed-tensors.
 VLLM_CHOICES: Mapping[str, VllmSettings] = {
@@ -103,6 +109,8 @@ _QUANTIZATION_TO_BITS: Mapping[str, int] = {
     "fp4": 4,
     "int4_weight_only": 4,
     "float8_dynamic": 8,
+    "onnx-int8": 8,
+    "onnx-int4": 4,
     "vllm-bf16": 16,
     "vllm-w8a8": 8,
     "vllm-w4a16": 4,
@@ -198,7 +206,7 @@ class SearchSpace:
 
     def __post_init__(self) -> None:
         unknown_pruning = set(self.pruning) - set(PRUNING_METHODS)
-        choices = (*QUANTIZATION_STEPS, *GGUF_CHOICES, *VLLM_CHOICES)
+        choices = (*QUANTIZATION_STEPS, *GGUF_CHOICES, *ONNX_CHOICES, *VLLM_CHOICES)
         unknown_quant = set(self.quantizations) - set(choices)
         if unknown_pruning or unknown_quant or not self.pruning or not self.quantizations:
             raise ValueError(
@@ -232,6 +240,8 @@ class SearchSpace:
                     quantizations += ("float8_dynamic",)
         if "llamacpp" in runtimes:
             quantizations += DEFAULT_GGUF_QUANTIZATIONS
+        if "onnxruntime" in runtimes:
+            quantizations += tuple(ONNX_CHOICES)
         if "vllm" in runtimes:
             fp8 = torch.cuda.is_available() and torch.cuda.get_device_capability() >= (8, 9)
             quantizations += tuple(c for c in VLLM_CHOICES if fp8 or c != "vllm-fp8")
@@ -325,14 +335,15 @@ def _runtime_of_choice(choice: str) -> RuntimeConfig | None:
     """The runtime a precision choice is served by; None for the torch choices."""
     if choice in GGUF_CHOICES:
         return LlamaCppSettings(quant=GGUF_CHOICES[choice])
-    return VLLM_CHOICES.get(choice)
+    return ONNX_CHOICES.get(choice) or VLLM_CHOICES.get(choice)
 
 
 def _choice_of_runtime(runtime: RuntimeConfig) -> str | None:
     """The precision choice of a non-default runtime (its settings may still differ)."""
     if isinstance(runtime, LlamaCppSettings):
         return f"gguf-{runtime.quant.lower()}"
-    return next((choice for choice, config in VLLM_CHOICES.items() if config == runtime), None)
+    choices = {**ONNX_CHOICES, **VLLM_CHOICES}
+    return next((choice for choice, config in choices.items() if config == runtime), None)
 
 
 def _quantization_of(step_hash: str) -> str | None:

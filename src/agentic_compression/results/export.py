@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from agentic_compression.core.pareto import SELECTION_PRESETS
+from agentic_compression.paths import atomic_output
 from agentic_compression.planning.base import PlanningGoal
 from agentic_compression.results.analysis import FrontierAnalysis, analyse, constraints_for
 from agentic_compression.results.ledger import build_ledger
@@ -176,7 +177,7 @@ def write_trials_csv(path: Path, trials: Sequence[TrialRecord], goal: PlanningGo
     """Write the flat per-trial CSV; returns ``path``."""
     frontier = frontier_of(trials, goal)
     front, ok = set(frontier.front_ids), set(frontier.feasible_ids)
-    with path.open("w", newline="") as handle:
+    with atomic_output(path) as staging, staging.open("w", newline="") as handle:
         writer = csv.DictWriter(handle, fieldnames=CSV_COLUMNS)
         writer.writeheader()
         for trial in trials:
@@ -185,9 +186,8 @@ def write_trials_csv(path: Path, trials: Sequence[TrialRecord], goal: PlanningGo
 
 
 def _write_json(path: Path, payload: Mapping[str, Any]) -> None:
-    staging = path.with_suffix(".json.partial")
-    staging.write_text(json.dumps(payload, indent=2))
-    staging.replace(path)
+    with atomic_output(path) as staging:
+        staging.write_text(json.dumps(payload, indent=2))
 
 
 def write_run_outputs(

@@ -30,6 +30,7 @@ _PHASE_GROUPS = {
     "export": "compression",
     "training": "training",
     "size": "evaluation",
+    "latency-warmup": "evaluation",
     "latency": "evaluation",
     "perplexity": "evaluation",
     "accuracy": "evaluation",

@@ -18,6 +18,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from agentic_compression.paths import atomic_output
 from agentic_compression.results.analysis import FrontierAnalysis
 from agentic_compression.results.export import trial_label
 from agentic_compression.results.records import TrialRecord
@@ -99,7 +100,8 @@ def _html(path: Path, title: str, markers: list[_Marker]) -> None:
     figure.update_yaxes(title_text="accuracy", row=1, col=1)
     figure.update_layout(title=title, template="plotly_white", height=480)
     # Self-contained (plotly.js inlined) so the file opens offline.
-    figure.write_html(path, include_plotlyjs=True, full_html=True)
+    with atomic_output(path) as staging:
+        figure.write_html(staging, include_plotlyjs=True, full_html=True)
 
 
 def _svg(path: Path, title: str, markers: list[_Marker]) -> None:
@@ -130,8 +132,12 @@ def _svg(path: Path, title: str, markers: list[_Marker]) -> None:
     axes[0].set_ylabel("accuracy")
     axes[0].legend(fontsize=8)
     figure.suptitle(title)
-    with rc_context({"svg.fonttype": "none", "svg.hashsalt": "agentic-compression"}):
-        figure.savefig(path, format="svg")  # text kept as text: editable and searchable
+    # Text kept as text (editable, searchable); a fixed salt keeps the file reproducible.
+    with (
+        rc_context({"svg.fonttype": "none", "svg.hashsalt": "agentic-compression"}),
+        atomic_output(path) as staging,
+    ):
+        figure.savefig(staging, format="svg")
 
 
 def write_pareto_plots(

@@ -33,10 +33,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal, Self
-from urllib.parse import urlsplit, urlunsplit
 
 from agentic_compression.core.provenance import now
 from agentic_compression.errors import AgenticCompressionError, UserInputError
+from agentic_compression.redaction import redact_url, scrub
 from agentic_compression.results.records import RunRecord, RunStatus, TrialRecord
 
 
@@ -72,20 +72,17 @@ def parse_storage_url(url: str) -> StorageUrl:
     )
 
 
-def redact_url(url: str) -> str:
-    """The URL without its password, safe to print and to store in run settings.
-
-    >>> redact_url("postgresql://me:secret@db:5432/x")
-    'postgresql://me@db:5432/x'
-    """
-    parts = urlsplit(url)
-    if parts.password is None:
-        return url
-    host = parts.hostname or ""
-    netloc = f"{parts.username}@{host}" if parts.username else host
-    if parts.port is not None:
-        netloc += f":{parts.port}"
-    return urlunsplit(parts._replace(netloc=netloc))
+def connection_error(conninfo: str, error: Exception) -> UserInputError:
+    """A one-line error for a failed database connection that never shows the password (a bad
+    ``%`` escape makes the driver quote the password it could not decode)."""
+    first = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+    hint = (
+        "write a '%' in the password as %25"
+        if "percent-encoded" in first
+        else "check the URL and server"
+    )
+    detail = scrub(first, urls=[conninfo])
+    return UserInputError(f"cannot connect to {redact_url(conninfo)} ({detail}); {hint}")
 
 
 class ResultsStore(ABC):
@@ -224,7 +221,7 @@ class _SqlResultsStore(ResultsStore):
     def set_progress(self, run_id: str, progress: str | None) -> None:
         self._execute(
             "UPDATE ac_runs SET progress = ?, updated_at = ? WHERE run_id = ?",
-            (progress, now(), run_id),
+            (None if progress is None else scrub(progress), now(), run_id),
         )
 
     def end_run(
@@ -238,7 +235,7 @@ class _SqlResultsStore(ResultsStore):
         self._execute(
             "UPDATE ac_runs SET status = ?, stop_reason = ?, error = ?, progress = NULL, "
             "updated_at = ? WHERE run_id = ?",
-            (status, stop_reason, error, now(), run_id),
+            (status, stop_reason, None if error is None else scrub(error), now(), run_id),
         )
 
     def _trial(self, row: Mapping[str, Any]) -> TrialRecord:
@@ -288,7 +285,7 @@ class _SqlResultsStore(ResultsStore):
         return int(rows[0]["n"])
 
     def delete_run(self, run_id: str) -> None:
-        self._execute("DELETE FROM ac_trials WHERE run_id = ?", (run_id,))
+        # One statement, one transaction: the trials go with the run (ON DELETE CASCADE).
         self._execute("DELETE FROM ac_runs WHERE run_id = ?", (run_id,))
 
 
@@ -303,10 +300,17 @@ class SqliteResultsStore(_SqlResultsStore):
             self.path, timeout=30, check_same_thread=False, isolation_level=None
         )
         self._conn.row_factory = sqlite3.Row
-        self._conn.execute("PRAGMA journal_mode=WAL")
-        self._conn.execute("PRAGMA foreign_keys=ON")
-        for statement in _schema("TEXT", "REAL"):
-            self._conn.execute(statement)
+        try:
+            self._conn.execute("PRAGMA journal_mode=WAL")
+            self._conn.execute("PRAGMA foreign_keys=ON")
+            for statement in _schema("TEXT", "REAL"):
+                self._conn.execute(statement)
+        except sqlite3.DatabaseError as error:
+            self._conn.close()
+            raise UserInputError(
+                f"results store {str(self.path)!r} is not a usable SQLite database ({error}); "
+                "point --store-url (or --runs-dir) at a results store or a new file"
+            ) from None
 
     def _execute(self, sql: str, params: tuple[Any, ...] = ()) -> list[Mapping[str, Any]]:
         with self._lock:
@@ -333,11 +337,8 @@ class PostgresResultsStore(_SqlResultsStore):
             ) from None
         try:
             self._conn = psycopg.connect(conninfo, autocommit=True, row_factory=dict_row)
-        except psycopg.OperationalError as error:
-            first = str(error).strip().splitlines()[0] if str(error).strip() else "no detail"
-            raise UserInputError(
-                f"cannot connect to {redact_url(conninfo)} ({first}); check the URL and server"
-            ) from None
+        except psycopg.Error as error:
+            raise connection_error(conninfo, error) from None
         # Two processes creating the tables at once would race; an advisory lock serialises them.
         with self._conn.transaction():
             self._conn.execute("SELECT pg_advisory_xact_lock(4242001)")

@@ -1,12 +1,13 @@
 """Runtimes that serve a compressed model, behind one interface (:class:`Runtime`, :class:`Deployment`).
 
 ``torch`` (PyTorch eager, always available; on a CUDA GPU with torchao's CUDA kernels),
-``llamacpp`` (GGUF in llama.cpp, with the ``llamacpp`` extra) and ``vllm`` (a CUDA GPU, with the
-``vllm`` extra in its own environment). A candidate's runtime is part of its recipe (:mod:`..core.runtime_config`).
+``llamacpp`` (GGUF in llama.cpp, with the ``llamacpp`` extra), ``onnxruntime`` (ONNX Runtime GenAI
+on the CPU, with the ``onnxruntime`` extra) and ``vllm`` (a CUDA GPU, with the ``vllm`` extra in its
+own environment). A candidate's runtime is part of its recipe (:mod:`..core.runtime_config`).
 
 Example:
     >>> sorted(RUNTIMES)
-    ['llamacpp', 'torch', 'vllm']
+    ['llamacpp', 'onnxruntime', 'torch', 'vllm']
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from agentic_compression.core.runtime_config import RuntimeConfig
 from agentic_compression.errors import MethodUnavailableError
 from agentic_compression.runtimes.base import ArtefactInfo, Deployment, GenerationTimes, Runtime
 
-RUNTIMES = ("torch", "llamacpp", "vllm")
+RUNTIMES = ("torch", "llamacpp", "onnxruntime", "vllm")
 
 
 def runtime_for(config: RuntimeConfig) -> Runtime:
@@ -34,6 +35,11 @@ def runtime_for(config: RuntimeConfig) -> Runtime:
         from agentic_compression.runtimes.llamacpp import LlamaCppRuntime
 
         return LlamaCppRuntime()
+    if config.name == "onnxruntime":
+        from agentic_compression.runtimes import ort_genai
+
+        ort_genai.require()
+        return ort_genai.OrtGenAIRuntime()
     if config.name == "vllm":
         from agentic_compression.runtimes.vllm_runtime import VllmRuntime, require_vllm
 
@@ -45,12 +51,14 @@ def runtime_for(config: RuntimeConfig) -> Runtime:
 def installed_runtimes() -> tuple[str, ...]:
     """The runtimes this machine can run (torch always; the others with their extras and, for
     vllm, a CUDA GPU)."""
-    from agentic_compression.runtimes import llamacpp_lib
+    from agentic_compression.runtimes import llamacpp_lib, ort_genai
     from agentic_compression.runtimes.vllm_runtime import require_vllm
 
     found = ["torch"]
     if llamacpp_lib.is_installed():
         found.append("llamacpp")
+    if ort_genai.is_installed():
+        found.append("onnxruntime")
     try:
         require_vllm()
         found.append("vllm")

@@ -25,8 +25,13 @@ class TorchDeployment(Deployment):
     def __init__(self, model: Any, tokenizer: Any) -> None:
         import torch
 
+        from agentic_compression.evaluation.footprint import size_stats
+
         self.model = model
         self.tokenizer = tokenizer
+        # Measured right after compression, before any forward pass: some kernels rewrite their
+        # packed weights on first use (bitsandbytes 4-bit scales on some CPUs).
+        self._size = size_stats(model)
         self.info = ArtefactInfo(
             runtime="torch", format="in-memory PyTorch model", threads=torch.get_num_threads()
         )
@@ -93,9 +98,7 @@ class TorchDeployment(Deployment):
         return HFLM(pretrained=self.model, tokenizer=self.tokenizer, batch_size=batch_size)
 
     def size_stats(self) -> SizeStats:
-        from agentic_compression.evaluation.footprint import size_stats
-
-        return size_stats(self.model)
+        return self._size
 
 
 class TorchEagerRuntime(Runtime):

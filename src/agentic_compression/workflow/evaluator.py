@@ -49,7 +49,8 @@ class Evaluator(ABC):
 
 
 def evaluation_config_hash(model_hash: str, config: MeasureConfig, country_iso_code: str) -> str:
-    """SHA-256 (16 hex) over the base model hash and every measurement setting.
+    """SHA-256 (16 hex) over the base model hash and every measurement setting, including the
+    fingerprint of each accuracy task's data files as resolved now.
 
     >>> evaluation_config_hash("abc", MeasureConfig(), "FRA") == evaluation_config_hash(
     ...     "abc", MeasureConfig(), "FRA")
@@ -57,8 +58,16 @@ def evaluation_config_hash(model_hash: str, config: MeasureConfig, country_iso_c
     """
     accuracy: dict[str, Any] | None = None
     if config.accuracy is not None:
+        from agentic_compression.evaluation.accuracy import plan_evaluation
+
         accuracy = config.accuracy.to_dict()
         accuracy.pop("cache_path", None)  # where results are cached does not change them
+        # The data as resolved (the folder from --data-dir or the environment) and each task's
+        # file fingerprint: a resume on other data must not score into the same front.
+        accuracy.pop("data_dir", None)
+        accuracy["tasks_resolved"] = [
+            task.cache_fields(config.accuracy) for task in plan_evaluation(config.accuracy)
+        ]
     payload = {
         "model_hash": model_hash,
         "latency": config.latency.model_dump() if config.latency else None,

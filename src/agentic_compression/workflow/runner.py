@@ -13,12 +13,13 @@ evaluate step finds it in the results store and reuses it (see ``workflow.nodes`
 
 Example:
     >>> settings = SearchSettings(model="smollm2-135m", max_trials=8)   # doctest: +SKIP
-    >>> outcome = run_search(run, settings, planner, evaluator, store)  # doctest: +SKIP
+    >>> outcome = run_search(run, planner, evaluator, store, runs_dir=Path("runs"))  # doctest: +SKIP
 """
 
 from __future__ import annotations
 
 import os
+import re
 import secrets
 import socket
 from collections.abc import Callable
@@ -67,7 +68,8 @@ class SearchSettings(BaseModel):
     patience: int | None = Field(6, ge=1)
     planner: str = "offline"
     objective: str = "balanced accuracy and carbon"
-    accuracy_threshold: float | None = None
+    #: Minimum mean accuracy, a fraction in [0, 1] (lm-eval scores are fractions).
+    accuracy_threshold: float | None = Field(None, ge=0, le=1)
     max_memory_mb: float | None = Field(None, gt=0)
     max_latency_ms: float | None = Field(None, gt=0)
     tasks: str = "arc_easy"
@@ -228,26 +230,74 @@ class Callbacks:
     on_trial: Callable[[TrialSummary], None] = field(default=lambda _: None)
 
 
-def _paths(run: RunRecord, checkpoint_url: str | None) -> tuple[SearchSettings, Path, str]:
-    settings = settings_of(run)
-    run_dir = Path(settings.run_dir) if settings.run_dir else Path("runs") / run.run_id
-    url = checkpoint_url or settings.checkpoint_url or default_checkpoint_url(run_dir)
-    return settings, run_dir, url
+#: What a run id may hold: it names a folder under the runs directory.
+RUN_ID_PATTERN = re.compile(r"[A-Za-z0-9_.-]+")
 
 
-def export_run(
-    run_id: str, store: ResultsStore, *, checkpoint_url: str | None = None, plots: bool = True
-) -> SearchOutcome:
-    """Write a run's outputs from the store and its last checkpoint (no model is loaded).
+def check_run_id(run_id: str) -> str:
+    """``run_id`` if it is a safe folder name (``[A-Za-z0-9_.-]+``, not ``.`` or ``..``)."""
+    if not RUN_ID_PATTERN.fullmatch(run_id) or run_id in (".", ".."):
+        raise UserInputError(
+            f"bad run id {run_id!r}: use letters, digits, '_', '.' and '-' only "
+            "(see `agentic-compress runs`)"
+        )
+    return run_id
 
-    >>> outcome = export_run("20250101-120000-1a2b3c", store)   # doctest: +SKIP
-    """
-    run = store.get_run(run_id)
+
+def run_folder(runs_dir: Path, run_id: str) -> Path:
+    """The run's output folder: always the runs directory plus the validated id."""
+    return (runs_dir / check_run_id(run_id)).resolve()
+
+
+def find_run(store: ResultsStore, run_id: str) -> RunRecord:
+    """The stored run ``run_id``, or a one-line error naming how to list runs."""
+    run = store.get_run(check_run_id(run_id))
     if run is None:
         raise UserInputError(
             f"no run {run_id!r} in this store; list runs with `agentic-compress runs`"
         )
-    settings, run_dir, url = _paths(run, checkpoint_url)
+    return run
+
+
+def _paths(
+    run: RunRecord, runs_dir: Path, checkpoint_url: str | None
+) -> tuple[SearchSettings, Path, str]:
+    """Settings, output folder and checkpointer URL of ``run``.
+
+    The results database is untrusted input: the folder comes from ``runs_dir`` and the run id,
+    never from a path stored in it, and a stored SQLite checkpoint path is used only when it is
+    the run folder's own default (otherwise the user passes ``--checkpoint-url``).
+    """
+    settings = settings_of(run)
+    run_dir = run_folder(runs_dir, run.run_id)
+    default = default_checkpoint_url(run_dir)
+    stored = settings.checkpoint_url
+    if checkpoint_url:
+        return settings, run_dir, checkpoint_url
+    if stored and not stored.startswith("sqlite:"):
+        return settings, run_dir, stored
+    if stored and stored != default:
+        raise UserInputError(
+            f"run {run.run_id} keeps its checkpoints outside {run_dir} ({stored}); paths stored "
+            "in the results database are not followed: pass --checkpoint-url to resume from it"
+        )
+    return settings, run_dir, default
+
+
+def export_run(
+    run_id: str,
+    store: ResultsStore,
+    *,
+    runs_dir: Path,
+    checkpoint_url: str | None = None,
+    plots: bool = True,
+) -> SearchOutcome:
+    """Write a run's outputs from the store and its last checkpoint (no model is loaded).
+
+    >>> outcome = export_run("20250101-120000-1a2b3c", store, runs_dir=Path("runs"))  # doctest: +SKIP
+    """
+    run = find_run(store, run_id)
+    settings, run_dir, url = _paths(run, runs_dir, checkpoint_url)
     with make_checkpointer(url) as saver:
         saved = saver.get_tuple(run_config(run_id, settings.max_trials))
     values: Any = saved.checkpoint["channel_values"] if saved is not None else {}
@@ -266,6 +316,7 @@ def run_search(
     evaluator: Evaluator,
     store: ResultsStore,
     *,
+    runs_dir: Path,
     checkpoint_url: str | None = None,
     callbacks: Callbacks | None = None,
     plots: bool = True,
@@ -274,7 +325,7 @@ def run_search(
 
     ``checkpoint_url`` overrides the stored one (needed when it had a password).
     """
-    settings, run_dir, url = _paths(run, checkpoint_url)
+    settings, run_dir, url = _paths(run, runs_dir, checkpoint_url)
     stored_hash = run.config.get("evaluation_config_hash")
     if stored_hash is not None and stored_hash != evaluator.config_hash:
         raise UserInputError(
@@ -312,4 +363,4 @@ def run_search(
                 raise
         else:  # the graph finished but the store was not told (killed right after the last step)
             store.end_run(run.run_id, "finished", stop_reason=snapshot.values.get("stop_reason"))
-    return export_run(run.run_id, store, checkpoint_url=url, plots=plots)
+    return export_run(run.run_id, store, runs_dir=runs_dir, checkpoint_url=url, plots=plots)
