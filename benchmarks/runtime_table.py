@@ -36,6 +36,7 @@ CANDIDATES = [
     "fp32", "bf16", "int8-weight-only",
     "gguf-f16", "gguf-bf16", "gguf-q8_0", "gguf-q6_k", "gguf-q5_k_m", "gguf-q5_0",
     "gguf-q4_k_m", "gguf-q4_1", "gguf-q4_0", "gguf-iq4_nl", "gguf-iq4_xs", "gguf-q4_k_m-imatrix",
+    "onnx-fp32", "onnx-int8", "onnx-int4",
 ]  # fmt: skip
 GPU_CANDIDATES = [
     "fp32", "bf16", "int8-weight-only", "int8-dynamic", "int4-weight-only", "float8-dynamic",

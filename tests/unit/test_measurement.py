@@ -119,9 +119,13 @@ def test_evaluate_candidate_measures_everything(tiny_base, meter) -> None:  # ty
     assert result.metrics is not None and result.metrics.latency is not None
     assert result.metrics.size.linear_weight_sparsity == pytest.approx(0.5, abs=0.01)
     assert result.metrics.perplexity is not None and result.metrics.memory is not None
-    assert [e.phase for e in result.energy] == ["compression", "latency", "perplexity"]
+    assert [e.phase for e in result.energy] == [
+        "compression", "size", "latency-warmup", "latency", "perplexity"
+    ]  # fmt: skip
     assert result.metrics.inference_energy is not None
-    assert result.metrics.inference_energy.generated_tokens == 4 * 2
+    assert (
+        result.metrics.inference_energy.generated_tokens == (4 + 1) * 2
+    )  # each repeat: the prefill token + 4 steps
     prov = result.provenance
     assert prov.recipe_hash == preset("magnitude-50").hash == result.recipe_hash
     assert prov.model_hash == tiny_base.model_hash and prov.packages["torch"].startswith("2.")

@@ -19,8 +19,8 @@ from agentic_compression.planning.space import (
 def test_every_grid_point_round_trips_through_its_recipe() -> None:
     space = SearchSpace(quantizations=tuple(QUANTIZATION_STEPS))
     grid = space.grid()
-    # none + 2 unstructured x 7 levels + 2:4 = 16 pruning settings, x 8 precisions
-    assert len(grid) == 16 * 8
+    # none + 2 unstructured x 7 levels + 2:4 = 16 pruning settings, x 9 precisions
+    assert len(grid) == 16 * 9
     hashes = set()
     for point in grid:
         recipe = space.to_recipe(point)

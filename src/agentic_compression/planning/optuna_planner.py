@@ -21,7 +21,7 @@ the uninterrupted one would have.
 Example:
     >>> planner = OptunaPlanner(seed=0)
     >>> [p.recipe.label for p in planner.propose([], PlanningGoal(), count=2)]
-    ['fp32', 'int8']
+    ['fp32', 'bf16']
 """
 
 from __future__ import annotations
