@@ -52,6 +52,26 @@ class ArtefactInfo:
     threads: int | None = None
 
 
+def artefact_sha256(path: Path) -> str:
+    """SHA-256 of a file's bytes, or of a folder: over each file's relative path and SHA-256, in
+    sorted order (so ``export`` can prove the artefact it writes is the one that was measured)."""
+    import hashlib
+
+    def of_file(file: Path) -> str:
+        digest = hashlib.sha256()
+        with file.open("rb") as handle:
+            for chunk in iter(lambda: handle.read(1 << 20), b""):
+                digest.update(chunk)
+        return digest.hexdigest()
+
+    if path.is_file():
+        return of_file(path)
+    digest = hashlib.sha256()
+    for file in sorted(p for p in path.rglob("*") if p.is_file()):
+        digest.update(f"{file.relative_to(path).as_posix()}\0{of_file(file)}\n".encode())
+    return digest.hexdigest()
+
+
 class Deployment(ABC):
     """A compressed model loaded in its runtime, ready to be measured. Close it when done."""
 

@@ -10,7 +10,6 @@ does, and records the result.
 
 from __future__ import annotations
 
-import hashlib
 import shlex
 import shutil
 from collections.abc import Sequence
@@ -19,19 +18,17 @@ from typing import Any
 
 from agentic_compression.core.metrics import SizeStats
 from agentic_compression.core.runtime_config import LlamaCppSettings, RuntimeConfig
-from agentic_compression.runtimes.base import ArtefactInfo, Deployment, GenerationTimes, Runtime
+from agentic_compression.runtimes.base import (
+    ArtefactInfo,
+    Deployment,
+    GenerationTimes,
+    Runtime,
+    artefact_sha256,
+)
 from agentic_compression.runtimes.llamacpp_lib import LlamaCppModel
 
 #: Calibration for the importance matrix: sequences x tokens of the calibration text.
 IMATRIX_SAMPLES, IMATRIX_SEQ_LEN = 16, 512
-
-
-def file_sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        for chunk in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 class LlamaCppDeployment(Deployment):
@@ -131,7 +128,7 @@ class LlamaCppRuntime(Runtime):
             files=(path,),
             tensor_types=artefact.type_counts,
             notes=notes,
-            sha256=file_sha256(path),
+            sha256=artefact_sha256(path),
             threads=threads,
         )
         return LlamaCppDeployment(llm, size, info)

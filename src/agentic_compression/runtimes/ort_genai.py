@@ -35,7 +35,13 @@ from typing import Any
 from agentic_compression.core.metrics import SizeStats
 from agentic_compression.core.runtime_config import OnnxRuntimeSettings, RuntimeConfig
 from agentic_compression.errors import MethodUnavailableError, UserInputError
-from agentic_compression.runtimes.base import ArtefactInfo, Deployment, GenerationTimes, Runtime
+from agentic_compression.runtimes.base import (
+    ArtefactInfo,
+    Deployment,
+    GenerationTimes,
+    Runtime,
+    artefact_sha256,
+)
 
 INSTALL_HINT = "pip install 'agentic-compression[onnxruntime]' (onnxruntime-genai and onnx)"
 
@@ -234,6 +240,7 @@ class OrtGenAIRuntime(Runtime):
             + (" MatMulNBits" if config.precision != "fp32" else ""),
             files=(built,),
             notes=(f"model builder options: {' '.join(options)}",),
+            sha256=artefact_sha256(built),
             threads=threads,
         )
         return OrtGenAIDeployment(llm, size, info)
