@@ -24,7 +24,7 @@ from agentic_compression.core.metrics import (
     SizeStats,
 )
 from agentic_compression.core.recipe import Recipe
-from agentic_compression.evaluation.candidate import Progress
+from agentic_compression.evaluation.candidate import EnergySink, Progress
 from agentic_compression.planning.base import Planner, PlanningGoal, Proposal, TrialOutcome
 from agentic_compression.workflow.evaluator import Evaluator
 
@@ -126,10 +126,16 @@ class FakeEvaluator(Evaluator):
     def config_hash(self) -> str:
         return "fakeconfig000000"
 
-    def evaluate(self, recipe: Recipe, progress: Progress) -> CandidateResult:
+    def evaluate(
+        self, recipe: Recipe, progress: Progress, on_energy: EnergySink | None = None
+    ) -> CandidateResult:
         progress("measuring (fake)")
         self.calls.append(recipe.hash)
-        return fake_result(recipe, self.table[recipe.hash], search_co2_kg=self.search_co2_kg)
+        result = fake_result(recipe, self.table[recipe.hash], search_co2_kg=self.search_co2_kg)
+        for reading in result.energy:
+            if on_energy is not None:
+                on_energy(reading)
+        return result
 
     @contextmanager
     def metered(self, phase: str) -> Iterator[PhaseBox]:

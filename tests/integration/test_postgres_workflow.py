@@ -72,10 +72,10 @@ class _Crash(BaseException):
 
 
 class _Crashing(FakeEvaluator):
-    def evaluate(self, recipe, progress):  # type: ignore[no-untyped-def]
+    def evaluate(self, recipe, progress, on_energy=None):  # type: ignore[no-untyped-def]
         if len(self.calls) == 2:
             raise _Crash
-        return super().evaluate(recipe, progress)
+        return super().evaluate(recipe, progress, on_energy)
 
 
 def test_postgres_checkpointer_and_store_resume_a_crashed_graph(

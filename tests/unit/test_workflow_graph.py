@@ -21,11 +21,13 @@ from agentic_compression.workflow import (
 )
 from agentic_compression.workflow.evaluator import Evaluator
 from agentic_compression.workflow.runner import SearchSettings, create_run
+from agentic_compression.workflow.state import total_co2_kg
 from workflow_fakes import (
     FakeEvaluator,
     FakeMetrics,
     ReportingPlanner,
     ScriptedPlanner,
+    energy_reading,
     recipe,
     table,
 )
@@ -145,10 +147,10 @@ class _CrashingEvaluator(FakeEvaluator):
         super().__init__(TRADE_OFFS)
         self.crash_on = crash_on.hash
 
-    def evaluate(self, recipe: Recipe, progress):  # type: ignore[no-untyped-def]
+    def evaluate(self, recipe: Recipe, progress, on_energy=None):  # type: ignore[no-untyped-def]
         if recipe.hash == self.crash_on:
             raise _Crash
-        return super().evaluate(recipe, progress)
+        return super().evaluate(recipe, progress, on_energy)
 
 
 def test_resume_after_a_crash_mid_trial_loses_and_repeats_nothing(tmp_path: Path) -> None:
@@ -163,6 +165,32 @@ def test_resume_after_a_crash_mid_trial_loses_and_repeats_nothing(tmp_path: Path
     assert evaluator.calls == [r.hash for r in RECIPES[3:6]]  # resumed at the killed trial
     hashes = [t.recipe_hash for t in run.store.list_trials("r1")]
     assert len(set(hashes)) == 6
+
+
+class _KilledAfterOnePhase(FakeEvaluator):
+    """Meters one phase of ``crash_on`` (its reading reaches the sink), then the process dies."""
+
+    def __init__(self, crash_on: Recipe) -> None:
+        super().__init__(TRADE_OFFS)
+        self.crash_on = crash_on.hash
+
+    def evaluate(self, recipe: Recipe, progress, on_energy=None):  # type: ignore[no-untyped-def]
+        if recipe.hash == self.crash_on:
+            assert on_energy is not None
+            on_energy(energy_reading(0.004, "compression"))
+            raise _Crash
+        return super().evaluate(recipe, progress, on_energy)
+
+
+def test_work_a_kill_throws_away_is_counted_once_after_resume(tmp_path: Path) -> None:
+    run = _Run(tmp_path, Budgets(max_trials=4))
+    with pytest.raises(_Crash):
+        run.invoke(ScriptedPlanner(RECIPES), _KilledAfterOnePhase(RECIPES[2]))
+    final = run.invoke(ScriptedPlanner(RECIPES), FakeEvaluator(TRADE_OFFS), fresh=False)
+    assert final["spent"]["lost_co2_kg"] == pytest.approx(0.004)  # trial 2's first attempt
+    measured = sum(t["co2_kg"] for t in final["trials"])
+    assert total_co2_kg(final["spent"]) == pytest.approx(measured + 0.004)
+    assert run.store.take_unfinished_costs("r1") == (0.0, 0.0)  # nothing left to count twice
 
 
 class _StoreThatDiesAfterSaving(SqliteResultsStore):

@@ -467,7 +467,8 @@ def print_ledger(ledger: SearchLedger) -> None:
         "evaluation": ledger.evaluation_co2_kg,
         "training": ledger.training_co2_kg,
         "planning (measured here)": ledger.planning_co2_kg,
-        "planner LLM (reported estimate)": ledger.planner_reported_co2_kg,
+        "planner LLM (estimate from tokens)": ledger.planner_reported_co2_kg,
+        "interrupted trials (measured, redone)": ledger.interrupted_co2_kg,
     }
     parts = ", ".join(f"{name} {kg * 1000:.3f} g" for name, kg in grams.items() if kg)
     console.print(

@@ -52,6 +52,9 @@ if TYPE_CHECKING:
 
 #: Called with a short description before each phase (the CLI shows it as progress).
 Progress = Callable[[str], None]
+#: Called with each phase's energy reading as soon as the phase ends (the search stores it, so
+#: the cost of work a kill throws away is still counted on resume).
+EnergySink = Callable[[EnergyReading], None]
 
 logger = logging.getLogger(__name__)
 
@@ -78,11 +81,13 @@ def evaluate_candidate(
     meter: EnergyMeter,
     progress: Progress = lambda _: None,
     on_deployed: Callable[[Runtime, Deployment], None] | None = None,
+    on_energy: EnergySink | None = None,
 ) -> CandidateResult:
     """Compress a fresh copy of ``base`` with ``recipe`` and measure it (see the module docstring).
 
     ``on_deployed(runtime, deployment)`` is called after the measurements, while the artefact
-    still exists (``export`` writes it out from there).
+    still exists (``export`` writes it out from there). ``on_energy(reading)`` is called as each
+    metered phase ends.
     """
     import torch
 
@@ -107,6 +112,8 @@ def evaluate_candidate(
         finally:
             if box is not None and box.reading is not None:
                 energy.append(box.reading)
+                if on_energy is not None:
+                    on_energy(box.reading)
 
     model = base.fresh_copy()
     workdir = None

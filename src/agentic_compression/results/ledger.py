@@ -47,6 +47,8 @@ class SearchLedger(BaseModel):
     training_co2_kg: float
     planning_co2_kg: float
     planner_reported_co2_kg: float
+    #: Measured phases of trials a kill interrupted (thrown away, then redone on resume).
+    interrupted_co2_kg: float = 0.0
     total_co2_kg: float
     total_energy_kwh: float
     #: "measured", "estimated", or both, over every reading that went into the totals.
@@ -70,7 +72,7 @@ def build_ledger(
 ) -> SearchLedger:
     """Sum the search's CO2 by kind from the stored trials and ``spent`` (the workflow's costs)."""
     by_group = {"compression": 0.0, "evaluation": 0.0, "training": 0.0}
-    energy_kwh = spent.get("planning_energy_kwh", 0.0)
+    energy_kwh = spent.get("planning_energy_kwh", 0.0) + spent.get("lost_energy_kwh", 0.0)
     labels = set()
     for trial in trials:
         for reading in trial.result.energy:
@@ -81,7 +83,8 @@ def build_ledger(
     reported = spent.get("planner_reported_co2_kg", 0.0)
     if reported:
         labels.add("estimated")
-    total = sum(by_group.values()) + planning + reported
+    interrupted = spent.get("lost_co2_kg", 0.0)
+    total = sum(by_group.values()) + planning + reported + interrupted
     per_1k = {
         t.candidate_id: t.objectives["co2_kg"] for t in trials if t.objectives and t.status == "ok"
     }
@@ -98,6 +101,7 @@ def build_ledger(
         training_co2_kg=by_group["training"],
         planning_co2_kg=planning,
         planner_reported_co2_kg=reported,
+        interrupted_co2_kg=interrupted,
         total_co2_kg=total,
         total_energy_kwh=energy_kwh,
         labels=tuple(sorted(labels)),

@@ -133,6 +133,17 @@ class ResultsStore(ABC):
     def count_trials(self, run_id: str) -> int: ...
 
     @abstractmethod
+    def record_phase_cost(
+        self, run_id: str, number: int, phase: str, energy_kwh: float, co2_kg: float
+    ) -> None:
+        """Keep what a phase of trial ``number`` cost as soon as it ends (so a kill loses none)."""
+
+    @abstractmethod
+    def take_unfinished_costs(self, run_id: str) -> tuple[float, float]:
+        """(kWh, kg CO2) of phases whose trial was never saved (work a kill threw away); the
+        phase rows of the run are cleared, so each is counted once."""
+
+    @abstractmethod
     def delete_run(self, run_id: str) -> None:
         """Remove a run and its trials."""
 
@@ -168,6 +179,10 @@ def _schema(json_type: str, float_type: str) -> list[str]:
             objectives {json_type}, seconds {float_type} NOT NULL,
             provenance {json_type} NOT NULL, result {json_type} NOT NULL, created_at TEXT NOT NULL,
             PRIMARY KEY (run_id, number), UNIQUE (run_id, recipe_hash))""",
+        f"""CREATE TABLE IF NOT EXISTS ac_phase_costs (
+            run_id TEXT NOT NULL REFERENCES ac_runs(run_id) ON DELETE CASCADE,
+            number INTEGER NOT NULL, phase TEXT NOT NULL, energy_kwh {float_type} NOT NULL,
+            co2_kg {float_type} NOT NULL, recorded_at TEXT NOT NULL)""",
     ]
 
 
@@ -283,6 +298,25 @@ class _SqlResultsStore(ResultsStore):
     def count_trials(self, run_id: str) -> int:
         rows = self._execute("SELECT COUNT(*) AS n FROM ac_trials WHERE run_id = ?", (run_id,))
         return int(rows[0]["n"])
+
+    def record_phase_cost(
+        self, run_id: str, number: int, phase: str, energy_kwh: float, co2_kg: float
+    ) -> None:
+        self._execute(
+            "INSERT INTO ac_phase_costs (run_id, number, phase, energy_kwh, co2_kg, recorded_at) "
+            "VALUES (?, ?, ?, ?, ?, ?)",
+            (run_id, number, phase, energy_kwh, co2_kg, now()),
+        )
+
+    def take_unfinished_costs(self, run_id: str) -> tuple[float, float]:
+        rows = self._execute(
+            "SELECT COALESCE(SUM(energy_kwh), 0) AS kwh, COALESCE(SUM(co2_kg), 0) AS kg "
+            "FROM ac_phase_costs c WHERE run_id = ? AND NOT EXISTS (SELECT 1 FROM ac_trials t "
+            "WHERE t.run_id = c.run_id AND t.number = c.number)",
+            (run_id,),
+        )
+        self._execute("DELETE FROM ac_phase_costs WHERE run_id = ?", (run_id,))
+        return float(rows[0]["kwh"]), float(rows[0]["kg"])
 
     def delete_run(self, run_id: str) -> None:
         # One statement, one transaction: the trials go with the run (ON DELETE CASCADE).

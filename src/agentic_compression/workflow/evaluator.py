@@ -26,7 +26,12 @@ from agentic_compression.carbon.meter import EnergyMeter, PhaseBox
 from agentic_compression.carbon.scheduling import CarbonAwareScheduler
 from agentic_compression.core.metrics import CandidateResult
 from agentic_compression.core.recipe import Recipe
-from agentic_compression.evaluation.candidate import MeasureConfig, Progress, evaluate_candidate
+from agentic_compression.evaluation.candidate import (
+    EnergySink,
+    MeasureConfig,
+    Progress,
+    evaluate_candidate,
+)
 from agentic_compression.models.loading import LoadedModel
 
 
@@ -39,8 +44,11 @@ class Evaluator(ABC):
         """A stable hash of everything that decides the measurements (model, settings, grid)."""
 
     @abstractmethod
-    def evaluate(self, recipe: Recipe, progress: Progress) -> CandidateResult:
-        """Compress and measure one candidate; a failure is a ``status="failed"`` result."""
+    def evaluate(
+        self, recipe: Recipe, progress: Progress, on_energy: EnergySink | None = None
+    ) -> CandidateResult:
+        """Compress and measure one candidate; a failure is a ``status="failed"`` result.
+        ``on_energy`` receives each phase's energy reading as soon as the phase ends."""
 
     @contextlib.contextmanager
     def metered(self, phase: str) -> Iterator[PhaseBox]:
@@ -101,11 +109,15 @@ class CandidateEvaluator(Evaluator):
     def config_hash(self) -> str:
         return self._hash
 
-    def evaluate(self, recipe: Recipe, progress: Progress) -> CandidateResult:
+    def evaluate(
+        self, recipe: Recipe, progress: Progress, on_energy: EnergySink | None = None
+    ) -> CandidateResult:
         if self.scheduler is not None:
             progress("carbon-aware scheduling: checking the forecast")
             progress(f"carbon-aware scheduling: {self.scheduler.wait_for_clean_window().note}")
-        return evaluate_candidate(self.base, recipe, self.config, self.meter, progress)
+        return evaluate_candidate(
+            self.base, recipe, self.config, self.meter, progress, on_energy=on_energy
+        )
 
     @contextlib.contextmanager
     def metered(self, phase: str) -> Iterator[PhaseBox]:

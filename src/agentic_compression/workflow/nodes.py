@@ -21,6 +21,7 @@ import json
 import time
 from typing import Any, Protocol, runtime_checkable
 
+from agentic_compression.core.metrics import EnergyReading
 from agentic_compression.core.objectives import MissingObjectiveError, objective_values
 from agentic_compression.core.provenance import now
 from agentic_compression.core.recipe import Recipe
@@ -129,9 +130,12 @@ def _measure(
         store.set_progress(run_id, f"{prefix}: {text}")
         context.on_progress(f"{prefix}: {text}")
 
+    def spent(reading: EnergyReading) -> None:
+        store.record_phase_cost(run_id, number, reading.phase, reading.energy_kwh, reading.co2_kg)
+
     progress("starting")
     started = time.perf_counter()
-    result = evaluator.evaluate(recipe, progress)
+    result = evaluator.evaluate(recipe, progress, on_energy=spent)
     seconds = time.perf_counter() - started
     status, error, objectives = result.status, result.error, None
     if status == "ok":
@@ -200,6 +204,8 @@ def evaluate(
         raise WorkflowStateError("evaluate was reached with no pending proposal")
     proposal, rest = pending[0], pending[1:]
     number = len(state.get("trials", []))
+    # Phases of a trial that a kill interrupted were stored as they ended: count them once.
+    lost_kwh, lost_kg = store.take_unfinished_costs(state["run_id"])
     trial = store.get_trial(state["run_id"], number)
     if trial is None:
         trial = _measure(proposal, number, state, context, evaluator, store)
@@ -231,6 +237,8 @@ def evaluate(
         trial_energy_kwh=trial.search_energy_kwh,
         seconds=trial.seconds,
     )
+    if lost_kg or lost_kwh:
+        cost["lost_co2_kg"], cost["lost_energy_kwh"] = lost_kg, lost_kwh
     return {"trials": [summary], "pending": rest, "spent": cost}
 
 

@@ -76,6 +76,9 @@ class SearchCost(TypedDict, total=False):
     planning_energy_kwh: float
     #: CO2 a planner reported for work done elsewhere (an LLM provider's), an estimate.
     planner_reported_co2_kg: float
+    #: Measured phases of trials a kill interrupted (their work was thrown away and redone).
+    lost_co2_kg: float
+    lost_energy_kwh: float
     #: Seconds spent planning and evaluating (time while the process was down is not counted).
     seconds: float
 
@@ -94,11 +97,13 @@ def cost_dict(spent: SearchCost) -> dict[str, float]:
 
 
 def total_co2_kg(spent: SearchCost) -> float:
-    """CO2 charged to the carbon budget: trials, planner calls, and what planners reported."""
+    """CO2 charged to the carbon budget: trials, planner calls, what planners reported, and the
+    work interrupted trials threw away."""
     return (
         spent.get("trial_co2_kg", 0.0)
         + spent.get("planning_co2_kg", 0.0)
         + spent.get("planner_reported_co2_kg", 0.0)
+        + spent.get("lost_co2_kg", 0.0)
     )
 
 
