@@ -463,3 +463,55 @@ def test_third_party_output_goes_to_the_log_and_product_warnings_to_the_terminal
     shown = screen.file.getvalue()  # type: ignore[attr-defined]
     assert "warning: LLM planner unavailable" in shown and "building contexts" not in shown
     logging.getLogger("agentic_compression").handlers.clear()
+
+
+def test_size_is_measured_right_after_compression_and_cpu_flags_recorded(  # type: ignore[no-untyped-def]
+    tiny_llama, embedded_tokenizer
+) -> None:
+    from agentic_compression.carbon.energy_meter import CodeCarbonMeter
+    from agentic_compression.compression.presets import preset
+    from agentic_compression.core.provenance import cpu_flags
+    from agentic_compression.evaluation.candidate import MeasureConfig, evaluate_candidate
+    from agentic_compression.evaluation.latency import LatencyConfig
+
+    forwards: list[int] = []
+    tiny_llama.register_forward_hook(lambda *_: forwards.append(1))
+    sized_after: list[int] = []
+
+    from agentic_compression.runtimes import torch_eager
+
+    original = torch_eager.TorchDeployment.__init__
+
+    def spy(self, model, tokenizer):  # type: ignore[no-untyped-def]
+        original(self, model, tokenizer)
+        sized_after.append(len(forwards))
+
+    torch_eager.TorchDeployment.__init__ = spy  # type: ignore[method-assign]
+    try:
+        result = evaluate_candidate(
+            _tiny_base(tiny_llama, embedded_tokenizer), preset("fp32"),
+            MeasureConfig(latency=LatencyConfig(new_tokens=2, repeats=1), perplexity=None),
+            CodeCarbonMeter("USA"),
+        )  # fmt: skip
+    finally:
+        torch_eager.TorchDeployment.__init__ = original  # type: ignore[method-assign]
+    assert result.status == "ok" and sized_after == [0] and forwards  # sized before any forward
+    assert result.provenance.cpu_flags == cpu_flags()
+    if Path("/proc/cpuinfo").exists() and "x86" in __import__("platform").machine():
+        assert "avx2" in result.provenance.cpu_flags or "avx" in result.provenance.cpu_flags
+
+
+def test_task_data_is_checked_before_the_model_loads(tmp_path: Path) -> None:
+    app = typer.Typer()
+    register(app)
+    empty = tmp_path / "no-data"
+    empty.mkdir()
+    missing_model = tmp_path / "no-model"
+    missing_model.mkdir()
+    result = RUNNER.invoke(
+        app, ["run", "--runs-dir", str(tmp_path / "runs"), "--device", "cpu", "--model",
+              str(missing_model), "--tasks", "hellaswag", "--data-dir", str(empty)],
+        env={"HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1"},
+    )  # fmt: skip
+    assert isinstance(result.exception, UserInputError)
+    assert "hellaswag has no offline data" in str(result.exception)  # not the model's error
