@@ -52,9 +52,8 @@ def run_evaluate(request: EvaluateRequest, console: Console) -> bool:
     """Returns True when every candidate succeeded."""
     from agentic_compression.cli.carbon_commands import build_meter
     from agentic_compression.compression import preset, resolve_recipe
-    from agentic_compression.compression.calibration import CalibrationSource
     from agentic_compression.core.provenance import machine_summary
-    from agentic_compression.evaluation.candidate import MeasureConfig, evaluate_candidate
+    from agentic_compression.evaluation.candidate import build_measure_config, evaluate_candidate
     from agentic_compression.evaluation.latency import LatencyConfig
     from agentic_compression.evaluation.perplexity import PerplexityConfig
     from agentic_compression.models import load_model
@@ -66,31 +65,13 @@ def run_evaluate(request: EvaluateRequest, console: Console) -> bool:
     device = resolve_device(request.device)
     check_writable(request.output, "--output")
     meter = build_meter(request.country, request.zone, request.meter)
-    if request.calibration_file is not None and not request.calibration_file.is_file():
-        raise UserInputError(
-            f"calibration file {str(request.calibration_file)!r} does not exist; check the path"
-        )
-    accuracy = None
-    if request.tasks:
-        from agentic_compression.evaluation.accuracy import AccuracyConfig
-
-        accuracy = AccuracyConfig.from_cli(
-            request.tasks,
-            limit=request.limit,
-            data_dir=request.data_dir,
-            seed=request.seed,
-            allow_code_execution=request.allow_code_execution,
-        )
-        from agentic_compression.evaluation.accuracy import plan_evaluation
-
-        plan_evaluation(accuracy)  # every task's data (or the hub) is there: before the model
-    config = MeasureConfig(
+    config = build_measure_config(
+        tasks=request.tasks, limit=request.limit, data_dir=request.data_dir,
+        allow_code_execution=request.allow_code_execution,
+        calibration_file=request.calibration_file,
         latency=LatencyConfig(repeats=request.latency_repeats),
-        perplexity=PerplexityConfig(windows=request.ppl_windows),
-        accuracy=accuracy,
-        calibration=CalibrationSource(request.calibration_file),
-        seed=request.seed,
-    )
+        perplexity=PerplexityConfig(windows=request.ppl_windows), seed=request.seed,
+    )  # fmt: skip
     from agentic_compression.cli.terminal import run_log
 
     results: list[CandidateResult] = []

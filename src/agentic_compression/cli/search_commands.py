@@ -96,11 +96,7 @@ def _evaluator(settings: SearchSettings, progress: Progress) -> CandidateEvaluat
     from agentic_compression.models import load_model
     from agentic_compression.workflow.evaluator import CandidateEvaluator
 
-    measure = settings.measure_config()
-    if measure.accuracy is not None:  # every task's data (or the hub) is there: before the model
-        from agentic_compression.evaluation.accuracy import plan_evaluation
-
-        plan_evaluation(measure.accuracy)
+    measure = settings.measure_config()  # checks tasks, their data and files: before the model
     meter = build_meter(settings.country, settings.zone, settings.meter)
     scheduler = None
     if settings.carbon_aware_max_delay_min is not None:
@@ -242,6 +238,10 @@ def run(
         ),
     ] = None,
     data_dir: DataDirOption = None,
+    calibration_file: Annotated[
+        Path | None,
+        typer.Option(help="Calibration text (UTF-8) for pruning and importance matrices."),
+    ] = None,
     country: CountryOption = "USA",
     zone: ZoneOption = None,
     meter: MeterOption = "auto",
@@ -288,7 +288,9 @@ def run(
         time_budget_min=time_budget_min, patience=patience, planner=planner, objective=objective,
         accuracy_threshold=accuracy_threshold, max_memory_mb=max_memory_mb,
         max_latency_ms=max_latency_ms, tasks=tasks, limit=limit, runtimes=runtime,
-        data_dir=str(data_dir) if data_dir else None, country=country, zone=zone, meter=meter,
+        data_dir=str(data_dir) if data_dir else None,
+        calibration_file=str(calibration_file) if calibration_file else None,
+        country=country, zone=zone, meter=meter,
         carbon_aware_max_delay_min=carbon_aware_max_delay_min, seed=seed, select=select,
         device=resolve_device(device), proposals_per_call=proposals_per_call,
         ppl_windows=ppl_windows, ppl_seq_len=ppl_seq_len,

@@ -70,6 +70,41 @@ class MeasureConfig:
     seed: int = 0
 
 
+def build_measure_config(
+    *,
+    tasks: str | None,
+    limit: int | None = None,
+    data_dir: Path | None = None,
+    allow_code_execution: bool = False,
+    calibration_file: Path | None = None,
+    latency: LatencyConfig | None = None,
+    perplexity: PerplexityConfig | None = None,
+    seed: int = 0,
+) -> MeasureConfig:
+    """The one place ``run`` and ``evaluate`` turn their options into a :class:`MeasureConfig`,
+    checking every input (tasks, their data, the calibration file) before any model work."""
+    from agentic_compression.evaluation.accuracy import AccuracyConfig, plan_evaluation
+
+    if calibration_file is not None and not calibration_file.is_file():
+        raise UserInputError(
+            f"calibration file {str(calibration_file)!r} does not exist; check the path"
+        )
+    accuracy = None
+    if tasks:
+        accuracy = AccuracyConfig.from_cli(
+            tasks, limit=limit, data_dir=data_dir, seed=seed,
+            allow_code_execution=allow_code_execution,
+        )  # fmt: skip
+        plan_evaluation(accuracy)  # every task's data (or the hub) is there: before the model
+    return MeasureConfig(
+        latency=latency if latency is not None else LatencyConfig(),
+        perplexity=perplexity if perplexity is not None else PerplexityConfig(),
+        accuracy=accuracy,
+        calibration=CalibrationSource(calibration_file),
+        seed=seed,
+    )
+
+
 def candidate_id(model_hash: str, recipe: Recipe) -> str:
     return f"{model_hash[:8]}-{recipe.hash}"
 

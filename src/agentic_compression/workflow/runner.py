@@ -75,6 +75,8 @@ class SearchSettings(BaseModel):
     tasks: str = "arc_easy"
     limit: int | None = Field(100, ge=1)
     data_dir: str | None = None
+    #: Calibration text for pruning and importance matrices (None: the shipped GSM8K train text).
+    calibration_file: str | None = None
     country: str = "USA"
     #: Grid zone whose live intensity prices CO2 (None: the country's annual average).
     zone: str | None = None
@@ -144,28 +146,26 @@ class SearchSettings(BaseModel):
         )
 
     def measure_config(self) -> MeasureConfig:
-        """What each candidate is measured on (accuracy tasks, perplexity, latency)."""
-        from agentic_compression.evaluation.accuracy import AccuracyConfig
-        from agentic_compression.evaluation.candidate import MeasureConfig
+        """What each candidate is measured on (accuracy tasks, perplexity, latency), checked."""
+        from agentic_compression.evaluation.candidate import build_measure_config
         from agentic_compression.evaluation.latency import LatencyConfig
         from agentic_compression.evaluation.perplexity import PerplexityConfig
 
-        data_dir = Path(self.data_dir) if self.data_dir else None
-        # The objectives need accuracy, so tasks are mandatory (validated by from_cli).
-        accuracy = AccuracyConfig.from_cli(
-            self.tasks, limit=self.limit, data_dir=data_dir, seed=self.seed
-        )
-        return MeasureConfig(
+        if not self.tasks.strip():  # the objectives need accuracy
+            raise UserInputError(
+                "--tasks: a search needs at least one accuracy task (arc_easy ...)"
+            )
+        return build_measure_config(
+            tasks=self.tasks, limit=self.limit,
+            data_dir=Path(self.data_dir) if self.data_dir else None,
+            calibration_file=Path(self.calibration_file) if self.calibration_file else None,
             latency=LatencyConfig(
-                prompt_tokens=self.latency_prompt_tokens,
-                new_tokens=self.latency_new_tokens,
-                warmup=self.latency_warmup,
-                repeats=self.latency_repeats,
+                prompt_tokens=self.latency_prompt_tokens, new_tokens=self.latency_new_tokens,
+                warmup=self.latency_warmup, repeats=self.latency_repeats,
             ),
             perplexity=PerplexityConfig(windows=self.ppl_windows, seq_len=self.ppl_seq_len),
-            accuracy=accuracy,
             seed=self.seed,
-        )
+        )  # fmt: skip
 
 
 def new_run_id() -> str:
