@@ -3,7 +3,8 @@
 A new user's ``make run`` on an Intel Xeon without AVX512-BF16 spent 83 s on the fp32 trial and 355 s
 on bf16. Hypothesis: without native bf16 instructions PyTorch converts bf16 to fp32 in software on
 every matrix multiply. This machine has AVX512-BF16, so the script measures the same model with
-PyTorch's kernels restricted to AVX2 (``ATEN_CPU_CAPABILITY=avx2``: what a CPU without AVX-512 gets)
+PyTorch's kernels restricted to AVX2 (``ATEN_CPU_CAPABILITY=avx2`` and ``ONEDNN_MAX_CPU_ISA=AVX2``,
+which oneDNN's bf16 matmuls obey: what a CPU without AVX-512 gets)
 and unrestricted, each in its own process, interleaved over rounds: decode ms/token (128-token
 prompt, 32 steps) and the time of a perplexity pass (4 x 512 tokens: the shape of lm-eval's
 log-likelihood work).
@@ -62,8 +63,9 @@ def main() -> None:
         for capability in CAPABILITIES:
             for recipe in RECIPES:
                 env = {**os.environ}
-                if capability != "default":
+                if capability != "default":  # both PyTorch's own kernels and oneDNN's matmuls
                     env["ATEN_CPU_CAPABILITY"] = capability
+                    env["ONEDNN_MAX_CPU_ISA"] = capability.upper()
                 done = subprocess.run(
                     [sys.executable, __file__, "--measure", recipe],
                     env=env, capture_output=True, text=True, check=True,
@@ -93,7 +95,7 @@ def main() -> None:
         "",
         f"Machine: {payload['machine']['cpu']} ({', '.join(payload['machine']['cpu_flags'])}), "
         f"{payload['machine']['cpu_count']} cores; median of {ROUNDS} interleaved rounds, one "
-        "process per measurement; `avx2` = `ATEN_CPU_CAPABILITY=avx2`.",
+        "process per measurement; `avx2` = `ATEN_CPU_CAPABILITY=avx2 ONEDNN_MAX_CPU_ISA=AVX2`.",
         "",
         "| kernels | recipe | decode ms p50 | x fp32 | perplexity pass s | x fp32 |",
         "|---|---|---|---|---|---|",
