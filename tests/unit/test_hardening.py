@@ -515,3 +515,17 @@ def test_task_data_is_checked_before_the_model_loads(tmp_path: Path) -> None:
     )  # fmt: skip
     assert isinstance(result.exception, UserInputError)
     assert "hellaswag has no offline data" in str(result.exception)  # not the model's error
+
+
+def test_bf16_without_native_support_is_searchable_but_never_seeded(monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    from agentic_compression.planning.space import SearchSpace
+
+    monkeypatch.setattr("agentic_compression.core.provenance.cpu_flags", lambda: ("avx2", "fma"))
+    space = SearchSpace.for_this_machine(("torch",))
+    assert space.emulated == ("bf16",) and "bf16" in space.quantizations
+    assert "bf16" not in [p.label for p in space.seeds()]
+    monkeypatch.setattr(
+        "agentic_compression.core.provenance.cpu_flags", lambda: ("avx2", "avx512_bf16")
+    )
+    native = SearchSpace.for_this_machine(("torch",))
+    assert native.emulated == () and "bf16" in [p.label for p in native.seeds()]

@@ -81,6 +81,12 @@ def make_planner(
             return offline
     cuda = "int4_weight_only" in space.quantizations
     note = "A CUDA GPU is available." if cuda else "CPU only: int4_weight_only cannot run here."
+    if space.emulated:
+        note += (
+            f" This CPU runs {', '.join(space.emulated)} in software (no native instructions): "
+            "their prompt and batch matmuls are emulated, so they take 3-4x longer to evaluate "
+            "(single-token decode can still be faster)."
+        )
     gguf = [q for q in space.quantizations if q.startswith("gguf-")]
     if gguf:
         note += (

@@ -203,6 +203,10 @@ class SearchSpace:
     pruning: tuple[str, ...] = PRUNING_METHODS
     sparsity_levels: tuple[float, ...] = DEFAULT_SPARSITY_LEVELS
     quantizations: tuple[str, ...] = CPU_QUANTIZATIONS
+    #: Precision choices this hardware runs in software (bf16 on a CPU without AVX512-BF16 or
+    #: AMX: 3-4x slower to evaluate, benchmarks/results/bf16_cpu_capability.md). Still searchable,
+    #: never seeded, and named to the LLM planner.
+    emulated: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         unknown_pruning = set(self.pruning) - set(PRUNING_METHODS)
@@ -232,8 +236,11 @@ class SearchSpace:
 
         runtimes = installed_runtimes() if runtimes is None else tuple(runtimes)
         quantizations: tuple[str, ...] = ()
+        emulated: tuple[str, ...] = ()
         if "torch" in runtimes:
             quantizations += CPU_QUANTIZATIONS
+            if not torch.cuda.is_available() and not has_native_bf16():
+                emulated = ("bf16",)
             if torch.cuda.is_available():
                 quantizations += ("int4_weight_only",)
                 if torch.cuda.get_device_capability() >= (8, 9):
@@ -245,7 +252,7 @@ class SearchSpace:
         if "vllm" in runtimes:
             fp8 = torch.cuda.is_available() and torch.cuda.get_device_capability() >= (8, 9)
             quantizations += tuple(c for c in VLLM_CHOICES if fp8 or c != "vllm-fp8")
-        return cls(quantizations=quantizations)
+        return cls(quantizations=quantizations, emulated=emulated)
 
     # ------------------------------------------------------------------ points and recipes
 
@@ -317,8 +324,9 @@ class SearchSpace:
         return f"point:{point.label}" if point is not None else f"hash:{recipe.hash}"
 
     def seeds(self) -> list[SpacePoint]:
-        """The known-good seed points that lie in this space, most informative first."""
-        return [p for p in SEED_POINTS if self.contains(p)]
+        """The known-good seed points that lie in this space and run natively here, most
+        informative first."""
+        return [p for p in SEED_POINTS if self.contains(p) and p.quantization not in self.emulated]
 
     def nearest(
         self, target: SpacePoint, exclude: Sequence[SpacePoint] | set[SpacePoint]
@@ -329,6 +337,13 @@ class SearchSpace:
         if not candidates:
             return None
         return min(candidates, key=lambda p: distance(p, target))
+
+
+def has_native_bf16() -> bool:
+    """Whether this CPU multiplies bf16 in hardware (AVX512-BF16 or AMX-BF16); None known: no."""
+    from agentic_compression.core.provenance import cpu_flags
+
+    return bool({"avx512_bf16", "amx_bf16"} & set(cpu_flags()))
 
 
 def _runtime_of_choice(choice: str) -> RuntimeConfig | None:
