@@ -56,6 +56,11 @@ def _quiet_libraries() -> None:
 
     hf_logging.set_verbosity_error()
     hf_logging.disable_progress_bar()
+    # torch re-initialises its own loggers (to WARNING) when torch._dynamo is first imported
+    # (torchao does, at import): set the level in torch's own log state so it sticks.
+    import torch._logging
+
+    torch._logging.set_logs(all=logging.ERROR)
 
 
 @app.command()
