@@ -58,6 +58,15 @@ class LatencyStats(Record):
     decode_tokens_per_s: float
     threads: int
     device: str
+    #: Noise guard (None on records written before it): this process's CPU time / wall time over
+    #: the timed repeats (below ``DISTURBED_CPU_SHARE`` another process took the cores), the
+    #: spread of the repeats' decode medians (max / min), the 1-minute load average at the end,
+    #: how many times the measurement was taken again, and whether it stayed disturbed.
+    cpu_share: float | None = None
+    repeat_spread: float | None = None
+    load_average: float | None = None
+    remeasured: int = 0
+    disturbed: bool = False
 
 
 class SizeStats(Record):

@@ -254,7 +254,8 @@ def _per_token(reading: EnergyReading, latency: LatencyStats) -> InferenceEnergy
     the ``repeats`` generations prefills the prompt and produces ``new_tokens + 1`` tokens."""
     if reading.phase != "latency":
         raise ValueError(f"per-token energy needs the timed-latency reading, got {reading.phase!r}")
-    tokens = latency.repeats * (latency.new_tokens + 1)
+    attempts = latency.remeasured + 1  # a disturbed measurement is taken again, metered too
+    tokens = attempts * latency.repeats * (latency.new_tokens + 1)
     per_token = reading.energy_kwh / tokens
     return InferenceEnergy(
         generated_tokens=tokens,
@@ -262,7 +263,8 @@ def _per_token(reading: EnergyReading, latency: LatencyStats) -> InferenceEnergy
         co2_kg_per_1k_tokens=reading.co2_kg / tokens * 1000,
         label=reading.label,
         meter=(
-            f"{reading.meter}; energy of the {latency.repeats} timed generations only (each a "
+            f"{reading.meter}; energy of the {attempts * latency.repeats} timed generations only "
+            f"(each a "
             f"{latency.prompt_tokens}-token prefill + {latency.new_tokens + 1} generated tokens; "
             "warm-up excluded) / generated tokens"
         ),

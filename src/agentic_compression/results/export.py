@@ -39,7 +39,8 @@ CODECARBON_COLUMNS = (
 CSV_COLUMNS = (
     "run_id", "trial", "status", "recipe", "runtime", "artefact_format", "recipe_hash",
     "candidate_id", "planner", "feasible",
-    "on_front", "accuracy", "decode_ms_per_token", "serialized_bytes", "energy_kwh_per_1k_tokens",
+    "on_front", "accuracy", "decode_ms_per_token", "latency_disturbed", "latency_remeasured",
+    "serialized_bytes", "energy_kwh_per_1k_tokens",
     "co2_kg_per_1k_tokens", "fidelity_examples", "perplexity", "prefill_ms", "peak_memory_bytes",
     "linear_weight_sparsity", *CODECARBON_COLUMNS, "energy_label", "meter", "error",
     "evaluation_config_hash",
@@ -149,6 +150,8 @@ def csv_row(trial: TrialRecord, on_front: bool, feasible: bool) -> dict[str, Any
         "on_front": on_front,
         "accuracy": objectives.get("accuracy"),
         "decode_ms_per_token": objectives.get("latency_ms"),
+        "latency_disturbed": metrics.latency.disturbed if metrics and metrics.latency else None,
+        "latency_remeasured": metrics.latency.remeasured if metrics and metrics.latency else None,
         "serialized_bytes": metrics.size.serialized_bytes if metrics else None,
         "energy_kwh_per_1k_tokens": objectives.get("energy_kwh"),
         "co2_kg_per_1k_tokens": objectives.get("co2_kg"),
