@@ -40,7 +40,12 @@ from typing import Any
 import numpy as np
 
 from agentic_compression.core.metrics import SizeStats
-from agentic_compression.runtimes.base import ArtefactInfo, Deployment, GenerationTimes
+from agentic_compression.runtimes.base import (
+    ArtefactInfo,
+    Deployment,
+    GenerationTimes,
+    HuggingFaceTokens,
+)
 
 RESULTS = Path(__file__).parent / "results"
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "benchmarks"
@@ -62,26 +67,12 @@ class _Generated:
     decode_ms: tuple[float, ...]
 
 
-class _Engine:
+class _Engine(HuggingFaceTokens):
     """The part each runtime implements: all-position logits and a timed greedy generation."""
 
     def __init__(self, tokenizer: Any) -> None:
         self.tokenizer = tokenizer
         self.n_ctx = 2048
-
-    @property
-    def bos(self) -> int:
-        token = self.tokenizer.bos_token_id
-        return int(token if token is not None else self.tokenizer.eos_token_id)
-
-    def tokenize(self, text: str, *, add_special: bool = False) -> list[int]:
-        return list(self.tokenizer(text, add_special_tokens=add_special).input_ids)
-
-    def detokenize(self, tokens: list[int]) -> str:
-        return str(self.tokenizer.decode(tokens))
-
-    def is_end_of_generation(self, token: int) -> bool:
-        return token == self.tokenizer.eos_token_id
 
     def logits(self, tokens: list[int]) -> Any:
         raise NotImplementedError

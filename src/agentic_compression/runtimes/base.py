@@ -120,6 +120,75 @@ class Deployment(ABC):
         self.close()
 
 
+class HuggingFaceTokens:
+    """Token ids from a Hugging Face tokenizer (``self.tokenizer``), for in-process engines that
+    see only ids (ONNX Runtime GenAI, vLLM): the torch runtime's tokenization, so scores compare."""
+
+    tokenizer: Any
+
+    @property
+    def bos(self) -> int:
+        token = self.tokenizer.bos_token_id
+        return int(token if token is not None else self.tokenizer.eos_token_id)
+
+    def tokenize(self, text: str, *, add_special: bool = False) -> list[int]:
+        return list(self.tokenizer(text, add_special_tokens=add_special).input_ids)
+
+    def detokenize(self, tokens: list[int]) -> str:
+        return str(self.tokenizer.decode(tokens))
+
+    def is_end_of_generation(self, token: int) -> bool:
+        return bool(token == self.tokenizer.eos_token_id)
+
+
+class ScorerDeployment(Deployment):
+    """A deployment over an in-process engine (a :class:`.scoring_lm.TokenScorer` whose
+    ``generate`` returns ``prefill_ms`` and ``decode_ms``): llama.cpp, ONNX Runtime GenAI, vLLM.
+    Perplexity, latency and lm-eval all go through the engine's own logits and decode calls."""
+
+    def __init__(self, llm: Any, size: SizeStats, info: ArtefactInfo) -> None:
+        self.llm = llm
+        self._size = size
+        self.info = info
+
+    @property
+    def threads(self) -> int:
+        return self.info.threads or 1
+
+    @property
+    def device(self) -> str:
+        return "cpu"
+
+    def tokenize(self, text: str) -> list[int]:
+        return list(self.llm.tokenize(text))
+
+    def window_nll(self, windows: Sequence[Sequence[int]]) -> tuple[float, int]:
+        total, predicted = 0.0, 0
+        for window in windows:
+            logprobs, _ = self.llm.next_token_logprobs(list(window))
+            total -= float(logprobs.sum())
+            predicted += len(logprobs)
+        return total, predicted
+
+    def time_generation(self, prompt: Sequence[int], new_tokens: int) -> GenerationTimes:
+        # new_tokens + 1 generated tokens = new_tokens decode steps after the prefill, as in torch.
+        timing = self.llm.generate(list(prompt), new_tokens + 1, stop_at_eog=False)
+        return GenerationTimes(timing.prefill_ms, tuple(timing.decode_ms))
+
+    def lm_eval_model(self, batch_size: int) -> Any:
+        from agentic_compression.runtimes.scoring_lm import ScoringLM
+
+        return ScoringLM(self.llm, batch_size)
+
+    def size_stats(self) -> SizeStats:
+        return self._size
+
+    def close(self) -> None:
+        close = getattr(self.llm, "close", None)
+        if close is not None:
+            close()
+
+
 class Runtime(ABC):
     """One serving runtime: how to deploy a compressed model into it and what it can take."""
 

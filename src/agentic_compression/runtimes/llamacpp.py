@@ -16,13 +16,12 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from agentic_compression.core.metrics import SizeStats
 from agentic_compression.core.runtime_config import LlamaCppSettings, RuntimeConfig
 from agentic_compression.runtimes.base import (
     ArtefactInfo,
     Deployment,
-    GenerationTimes,
     Runtime,
+    ScorerDeployment,
     artefact_sha256,
 )
 from agentic_compression.runtimes.llamacpp_lib import LlamaCppModel
@@ -31,46 +30,8 @@ from agentic_compression.runtimes.llamacpp_lib import LlamaCppModel
 IMATRIX_SAMPLES, IMATRIX_SEQ_LEN = 16, 512
 
 
-class LlamaCppDeployment(Deployment):
-    def __init__(self, llm: LlamaCppModel, size: SizeStats, info: ArtefactInfo) -> None:
-        self.llm = llm
-        self._size = size
-        self.info = info
-
-    @property
-    def threads(self) -> int:
-        return self.llm.threads
-
-    @property
-    def device(self) -> str:
-        return "cpu"
-
-    def tokenize(self, text: str) -> list[int]:
-        return self.llm.tokenize(text)
-
-    def window_nll(self, windows: Sequence[Sequence[int]]) -> tuple[float, int]:
-        total, predicted = 0.0, 0
-        for window in windows:
-            logprobs, _ = self.llm.next_token_logprobs(list(window))
-            total -= float(logprobs.sum())
-            predicted += len(logprobs)
-        return total, predicted
-
-    def time_generation(self, prompt: Sequence[int], new_tokens: int) -> GenerationTimes:
-        # new_tokens + 1 generated tokens = new_tokens decode steps after the prefill, as in torch.
-        timing = self.llm.generate(list(prompt), new_tokens + 1, stop_at_eog=False)
-        return GenerationTimes(timing.prefill_ms, timing.decode_ms)
-
-    def lm_eval_model(self, batch_size: int) -> Any:
-        from agentic_compression.runtimes.scoring_lm import ScoringLM
-
-        return ScoringLM(self.llm, batch_size)
-
-    def size_stats(self) -> SizeStats:
-        return self._size
-
-    def close(self) -> None:
-        self.llm.close()
+class LlamaCppDeployment(ScorerDeployment):
+    """A GGUF file loaded in llama.cpp (:class:`.llamacpp_lib.LlamaCppModel`)."""
 
 
 class LlamaCppRuntime(Runtime):

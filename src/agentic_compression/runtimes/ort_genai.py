@@ -32,14 +32,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from agentic_compression.core.metrics import SizeStats
 from agentic_compression.core.runtime_config import OnnxRuntimeSettings, RuntimeConfig
 from agentic_compression.errors import MethodUnavailableError, UserInputError
 from agentic_compression.runtimes.base import (
     ArtefactInfo,
     Deployment,
-    GenerationTimes,
+    HuggingFaceTokens,
     Runtime,
+    ScorerDeployment,
     artefact_sha256,
 )
 
@@ -78,7 +78,7 @@ class Generated:
     decode_ms: tuple[float, ...]
 
 
-class OrtGenAIModel:
+class OrtGenAIModel(HuggingFaceTokens):
     """A built ONNX Runtime GenAI folder, with the :class:`.scoring_lm.TokenScorer` operations."""
 
     def __init__(self, folder: Path, tokenizer: Any, context: int) -> None:
@@ -90,20 +90,6 @@ class OrtGenAIModel:
         self.model = og.Model(config)
         self.tokenizer = tokenizer
         self.n_ctx = context
-
-    @property
-    def bos(self) -> int:
-        token = self.tokenizer.bos_token_id
-        return int(token if token is not None else self.tokenizer.eos_token_id)
-
-    def tokenize(self, text: str, *, add_special: bool = False) -> list[int]:
-        return list(self.tokenizer(text, add_special_tokens=add_special).input_ids)
-
-    def detokenize(self, tokens: list[int]) -> str:
-        return str(self.tokenizer.decode(tokens))
-
-    def is_end_of_generation(self, token: int) -> bool:
-        return token == self.tokenizer.eos_token_id
 
     def _generator(self, max_length: int) -> Any:
         params = self.og.GeneratorParams(self.model)
@@ -150,43 +136,8 @@ class OrtGenAIModel:
         return Generated(tuple(tokens), steps[0], tuple(steps[1:]))
 
 
-class OrtGenAIDeployment(Deployment):
-    def __init__(self, llm: OrtGenAIModel, size: SizeStats, info: ArtefactInfo) -> None:
-        self.llm = llm
-        self._size = size
-        self.info = info
-
-    @property
-    def threads(self) -> int:
-        return self.info.threads or 1
-
-    @property
-    def device(self) -> str:
-        return "cpu"
-
-    def tokenize(self, text: str) -> list[int]:
-        return self.llm.tokenize(text)
-
-    def window_nll(self, windows: Sequence[Sequence[int]]) -> tuple[float, int]:
-        total, predicted = 0.0, 0
-        for window in windows:
-            logprobs, _ = self.llm.next_token_logprobs(list(window))
-            total -= float(logprobs.sum())
-            predicted += len(logprobs)
-        return total, predicted
-
-    def time_generation(self, prompt: Sequence[int], new_tokens: int) -> GenerationTimes:
-        # new_tokens + 1 generated tokens = new_tokens decode steps after the prefill, as in torch.
-        result = self.llm.generate(list(prompt), new_tokens + 1, stop_at_eog=False)
-        return GenerationTimes(result.prefill_ms, result.decode_ms)
-
-    def lm_eval_model(self, batch_size: int) -> Any:
-        from agentic_compression.runtimes.scoring_lm import ScoringLM
-
-        return ScoringLM(self.llm, batch_size)
-
-    def size_stats(self) -> SizeStats:
-        return self._size
+class OrtGenAIDeployment(ScorerDeployment):
+    """A built ONNX Runtime GenAI folder loaded in-process (:class:`OrtGenAIModel`)."""
 
 
 def build_onnx(

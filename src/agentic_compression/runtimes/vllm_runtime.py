@@ -28,10 +28,16 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from agentic_compression.core.metrics import SizeStats
 from agentic_compression.core.runtime_config import RuntimeConfig, VllmSettings
 from agentic_compression.errors import MethodUnavailableError
-from agentic_compression.runtimes.base import ArtefactInfo, Deployment, GenerationTimes, Runtime
+from agentic_compression.runtimes.base import (
+    ArtefactInfo,
+    Deployment,
+    GenerationTimes,
+    HuggingFaceTokens,
+    Runtime,
+    ScorerDeployment,
+)
 
 INSTALL_HINT = (
     "pip install 'agentic-compression[vllm]' on a machine with an NVIDIA GPU "
@@ -96,27 +102,13 @@ class _Generated:
     tokens: tuple[int, ...]
 
 
-class VllmScorer:
+class VllmScorer(HuggingFaceTokens):
     """The :class:`.scoring_lm.TokenScorer` over a ``vllm.LLM``."""
 
     def __init__(self, llm: Any, context: int) -> None:
         self.llm = llm
         self.tokenizer = llm.get_tokenizer()
         self.n_ctx = context
-
-    @property
-    def bos(self) -> int:
-        token = self.tokenizer.bos_token_id
-        return int(token if token is not None else self.tokenizer.eos_token_id)
-
-    def tokenize(self, text: str, *, add_special: bool = False) -> list[int]:
-        return list(self.tokenizer(text, add_special_tokens=add_special).input_ids)
-
-    def detokenize(self, tokens: list[int]) -> str:
-        return str(self.tokenizer.decode(tokens))
-
-    def is_end_of_generation(self, token: int) -> bool:
-        return token == self.tokenizer.eos_token_id
 
     def _run(self, prompts: Sequence[Sequence[int]], **sampling: Any) -> list[Any]:
         from vllm import SamplingParams
@@ -189,11 +181,9 @@ class VllmScorer:
         return GenerationTimes(steps[0], tuple(steps[1:]))
 
 
-class VllmDeployment(Deployment):
-    def __init__(self, scorer: VllmScorer, size: SizeStats, info: ArtefactInfo) -> None:
-        self.scorer = scorer
-        self._size = size
-        self.info = info
+class VllmDeployment(ScorerDeployment):
+    """A checkpoint served by vLLM on the GPU: batched prompt log-probabilities for perplexity,
+    engine steps for latency."""
 
     @property
     def threads(self) -> int:
@@ -205,29 +195,18 @@ class VllmDeployment(Deployment):
     def device(self) -> str:
         return "cuda"
 
-    def tokenize(self, text: str) -> list[int]:
-        return self.scorer.tokenize(text)
-
     def window_nll(self, windows: Sequence[Sequence[int]]) -> tuple[float, int]:
-        return self.scorer.window_nll(windows)
+        return self.llm.window_nll(windows)
 
     def time_generation(self, prompt: Sequence[int], new_tokens: int) -> GenerationTimes:
-        return self.scorer.time_generation(prompt, new_tokens)
-
-    def lm_eval_model(self, batch_size: int) -> Any:
-        from agentic_compression.runtimes.scoring_lm import ScoringLM
-
-        return ScoringLM(self.scorer, batch_size)
-
-    def size_stats(self) -> SizeStats:
-        return self._size
+        return self.llm.time_generation(prompt, new_tokens)
 
     def close(self) -> None:
         import gc
 
         import torch
 
-        del self.scorer.llm
+        del self.llm
         gc.collect()
         torch.cuda.empty_cache()
 
