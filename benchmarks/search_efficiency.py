@@ -258,9 +258,9 @@ def analyse(rows: dict[Any, dict[str, Any]], space: Any, objectives: Any) -> dic
 
 
 def replay_main() -> None:
+    from agentic_compression.compression.recipe import Recipe
     from agentic_compression.core.pareto import DEFAULT_OBJECTIVES
     from agentic_compression.core.provenance import machine_summary
-    from agentic_compression.core.recipe import Recipe
 
     space = bench_space()
     grid = _load_grid()

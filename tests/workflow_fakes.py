@@ -13,6 +13,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 
 from agentic_compression.carbon.energy_meter import PhaseBox
+from agentic_compression.compression.recipe import Recipe
 from agentic_compression.core.metrics import (
     AccuracyMetric,
     CandidateMetrics,
@@ -23,7 +24,6 @@ from agentic_compression.core.metrics import (
     Provenance,
     SizeStats,
 )
-from agentic_compression.core.recipe import Recipe
 from agentic_compression.evaluation.candidate import EnergySink, Progress
 from agentic_compression.planning.base import Planner, PlanningGoal, Proposal, TrialOutcome
 from agentic_compression.workflow.evaluator import Evaluator

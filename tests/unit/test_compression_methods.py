@@ -9,7 +9,7 @@ import torch
 
 from agentic_compression.compression import CompressionContext, compress
 from agentic_compression.compression.layers import decoder_blocks, linear_layers
-from agentic_compression.core.recipe import Recipe
+from agentic_compression.compression.recipe import Recipe
 from agentic_compression.errors import CompressionFailedError, MethodUnavailableError
 from agentic_compression.evaluation.footprint import size_stats
 

@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 
 from agentic_compression.compression.presets import preset
+from agentic_compression.compression.recipe import Recipe
 from agentic_compression.core.metrics import CandidateResult
 from agentic_compression.core.objectives import objective_values
-from agentic_compression.core.recipe import Recipe
 from agentic_compression.results.ledger import build_ledger, is_uncompressed
 from agentic_compression.results.records import TrialProvenance, TrialRecord
 from workflow_fakes import FakeMetrics, energy_reading, fake_result

@@ -10,7 +10,7 @@ import pytest
 
 from agentic_compression.carbon.energy_meter import CodeCarbonMeter
 from agentic_compression.compression.presets import preset
-from agentic_compression.core.recipe import Recipe
+from agentic_compression.compression.recipe import Recipe
 from agentic_compression.errors import UserInputError
 from agentic_compression.evaluation.candidate import MeasureConfig, evaluate_candidate
 from agentic_compression.evaluation.footprint import peak_memory, size_stats

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from agentic_compression.compression.presets import preset
-from agentic_compression.core.recipe import Recipe
+from agentic_compression.compression.recipe import Recipe
 from agentic_compression.errors import UserInputError
 from agentic_compression.planning.base import PlanningGoal, TrialOutcome
 from agentic_compression.planning.rules import (

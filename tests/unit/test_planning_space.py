@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from agentic_compression.compression.presets import preset
-from agentic_compression.core.recipe import Recipe
+from agentic_compression.compression.recipe import Recipe
 from agentic_compression.planning.space import (
     CPU_QUANTIZATIONS,
     QUANTIZATION_STEPS,
@@ -20,7 +20,7 @@ def test_every_grid_point_round_trips_through_its_recipe() -> None:
     space = SearchSpace(quantizations=tuple(QUANTIZATION_STEPS))
     grid = space.grid()
     # none + 2 unstructured x 7 levels + 2:4 = 16 pruning settings, x 9 precisions
-    assert len(grid) == 16 * 9
+    assert len(grid) == 16 * 10
     hashes = set()
     for point in grid:
         recipe = space.to_recipe(point)

@@ -7,7 +7,8 @@ import json
 import pytest
 
 from agentic_compression.compression.presets import PRESETS, preset, resolve_recipe
-from agentic_compression.core.recipe import Recipe, registered_methods
+from agentic_compression.compression.recipe import Recipe
+from agentic_compression.compression.registry import registered_methods
 from agentic_compression.errors import UserInputError
 
 

@@ -11,7 +11,7 @@ import pytest
 from agentic_compression.carbon.energy_meter import CodeCarbonMeter
 from agentic_compression.compression import CompressionContext
 from agentic_compression.compression.presets import preset
-from agentic_compression.core.recipe import Recipe
+from agentic_compression.compression.recipe import Recipe
 from agentic_compression.core.runtime_config import LlamaCppSettings, TorchSettings, parse_runtime
 from agentic_compression.errors import UserInputError
 from agentic_compression.evaluation.candidate import MeasureConfig, evaluate_candidate
@@ -174,7 +174,7 @@ def test_cli_refuses_a_bad_runtime_in_one_line() -> None:
 
 
 def test_torch_only_quantization_cannot_feed_llamacpp() -> None:
-    with pytest.raises(UserInputError, match="PyTorch-only format"):
+    with pytest.raises(UserInputError, match="cannot load"):
         Recipe.from_steps([{"method": "int8_weight_only"}], runtime={"name": "llamacpp"})
 
 

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from agentic_compression.core.recipe import Recipe
+from agentic_compression.compression.recipe import Recipe
 from agentic_compression.planning.base import PlanningGoal
 from agentic_compression.results.records import TrialRecord
 from agentic_compression.results.store import ResultsStore, SqliteResultsStore

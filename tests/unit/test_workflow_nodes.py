@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from agentic_compression.core.recipe import Recipe
+from agentic_compression.compression.recipe import Recipe
 from agentic_compression.planning.base import PlanningGoal
 from agentic_compression.results.store import SqliteResultsStore
 from agentic_compression.workflow import nodes, routing

@@ -134,14 +134,21 @@ def methods(
     from rich.table import Table
 
     from agentic_compression.compression.presets import PRESETS, RUNTIME_PRESETS
-    from agentic_compression.core.recipe import registered_methods
+    from agentic_compression.compression.registry import registered_methods
     from agentic_compression.core.runtime_config import RUNTIME_CONFIGS
     from agentic_compression.runtimes import installed_runtimes
 
     specs = registered_methods()
     installed = installed_runtimes()
     if as_json:
-        schemas = {name: spec.config_cls.model_json_schema() for name, spec in specs.items()}
+        schemas = {
+            name: {
+                **spec.config_cls.model_json_schema(),
+                "runtimes": list(spec.config_cls.runtimes),
+                "search_choices": [c.name for c in spec.config_cls.search_choices if c.searched],
+            }
+            for name, spec in specs.items()
+        }
         runtime_schemas = {
             name: {"installed": name in installed, "schema": cls.model_json_schema()}
             for name, cls in RUNTIME_CONFIGS.items()
@@ -158,13 +165,13 @@ def methods(
         )
         return
     table = Table(title="Compression methods")
-    for column in ("method", "family", "what it does", "parameters (default)"):
+    for column in ("method", "family", "what it does", "parameters (default)", "served by"):
         table.add_column(column)
     for name, spec in specs.items():
-        params = []
-        for field_name, info in spec.config_cls.model_fields.items():
-            params.append(f"{field_name}={info.default!r}")
-        table.add_row(name, spec.config_cls.family, spec.config_cls.summary, ", ".join(params))
+        config_cls = spec.config_cls
+        params = [f"{field}={info.default!r}" for field, info in config_cls.model_fields.items()]
+        served = ", ".join(config_cls.runtimes)
+        table.add_row(name, config_cls.family, config_cls.summary, ", ".join(params), served)
     console.print(table)
     presets = Table(title="Presets (--recipe NAME)")
     presets.add_column("preset")

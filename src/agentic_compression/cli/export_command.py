@@ -33,7 +33,7 @@ def export(
     """Write a trial's deployable artefact with its recipe, measurements and serving command."""
     from agentic_compression.cli.search_commands import default_store_url
     from agentic_compression.compression import CompressionContext, compress
-    from agentic_compression.core.recipe import Recipe
+    from agentic_compression.compression.recipe import Recipe
     from agentic_compression.models import load_model
     from agentic_compression.results.store import make_results_store
     from agentic_compression.runtimes import runtime_for

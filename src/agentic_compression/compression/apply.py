@@ -14,8 +14,9 @@ from typing import Any
 
 from agentic_compression.compression.calibration import CalibrationSource
 from agentic_compression.compression.layers import conv1d_to_linear
+from agentic_compression.compression.recipe import Recipe
+from agentic_compression.compression.registry import method_spec
 from agentic_compression.core.metrics import StepReport
-from agentic_compression.core.recipe import Recipe, method_spec
 from agentic_compression.errors import (
     CompressionFailedError,
     MethodUnavailableError,

@@ -5,35 +5,50 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from agentic_compression.core.recipe import Recipe
+from agentic_compression.compression.recipe import Recipe
+from agentic_compression.compression.registry import SearchChoice, choice_step, search_choices
 from agentic_compression.core.runtime_config import GGUF_QUANT_BITS
 from agentic_compression.errors import UserInputError
 
-_W8 = {"method": "int8_weight_only"}
+#: The sparsities at which each unstructured pruning choice is a preset ("wanda-30", "wanda-50").
+PRESET_SPARSITIES = (0.3, 0.5)
+#: Pruning then quantization, the paper's combinations, by preset name.
+COMBINED_PRESETS = (
+    ("wanda-30", "int8-weight-only"),
+    ("wanda-50", "int8-weight-only"),
+    ("wanda-30", "nf4"),
+    ("2of4", "int8-weight-only"),
+)
 
-#: name -> steps. "fp32" casts explicitly so that a "32-bit" run is 32-bit whatever was loaded.
-PRESETS: dict[str, list[dict[str, Any]]] = {
-    "fp32": [{"method": "cast", "dtype": "float32"}],
-    "bf16": [{"method": "cast", "dtype": "bfloat16"}],
-    "fp16": [{"method": "cast", "dtype": "float16"}],
-    "int8-weight-only": [_W8],
-    "int8-dynamic": [{"method": "int8_dynamic"}],
-    "int4-weight-only": [{"method": "int4_weight_only", "group_size": 128}],
-    "float8-dynamic": [{"method": "float8_dynamic"}],
-    "nf4": [{"method": "bnb_4bit", "quant_type": "nf4"}],
-    "fp4": [{"method": "bnb_4bit", "quant_type": "fp4"}],
-    "bnb-int8": [{"method": "bnb_8bit"}],
-    "magnitude-30": [{"method": "magnitude", "sparsity": 0.3}],
-    "magnitude-50": [{"method": "magnitude", "sparsity": 0.5}],
-    "wanda-30": [{"method": "wanda", "sparsity": 0.3}],
-    "wanda-50": [{"method": "wanda", "sparsity": 0.5}],
-    "2of4": [{"method": "nm", "n": 2, "m": 4, "criterion": "wanda"}],
-    "4of8": [{"method": "nm", "n": 4, "m": 8, "criterion": "wanda"}],
-    "wanda-30+int8": [{"method": "wanda", "sparsity": 0.3}, _W8],
-    "wanda-50+int8": [{"method": "wanda", "sparsity": 0.5}, _W8],
-    "wanda-30+nf4": [{"method": "wanda", "sparsity": 0.3}, {"method": "bnb_4bit"}],
-    "2of4+int8": [{"method": "nm", "n": 2, "m": 4}, _W8],
-}
+
+def _single_step_presets() -> dict[str, tuple[str, list[dict[str, Any]]]]:
+    """Preset name -> (label in combined names, steps), derived from the method registry."""
+    found: dict[str, tuple[str, list[dict[str, Any]]]] = {}
+    for choice in search_choices():
+        if choice.sweep is None:
+            found[_preset_name(choice)] = (choice.label, [choice_step(choice)])
+            continue
+        for sparsity in PRESET_SPARSITIES:
+            name = f"{choice.label}-{round(sparsity * 100)}"
+            found[name] = (name, [choice_step(choice, **{choice.sweep: sparsity})])
+    return found
+
+
+def _preset_name(choice: SearchChoice) -> str:
+    return choice.preset or choice.label
+
+
+def _all_presets() -> dict[str, list[dict[str, Any]]]:
+    single = _single_step_presets()
+    presets = {name: steps for name, (_, steps) in single.items()}
+    for first, second in COMBINED_PRESETS:
+        (label_a, steps_a), (label_b, steps_b) = single[first], single[second]
+        presets[f"{label_a}+{label_b}"] = [*steps_a, *steps_b]
+    return presets
+
+
+#: name -> steps ("fp32", "nf4", "wanda-30", "wanda-30+int8" ...).
+PRESETS: dict[str, list[dict[str, Any]]] = _all_presets()
 
 
 #: name -> runtime settings: the base model exported to llama.cpp in each GGUF type

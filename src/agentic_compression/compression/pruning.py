@@ -20,7 +20,7 @@ from pydantic import Field, model_validator
 
 from agentic_compression.compression.calibration import calibration_batch
 from agentic_compression.compression.layers import decoder_blocks, linear_layers
-from agentic_compression.core.recipe import MethodConfig, register_method
+from agentic_compression.compression.registry import MethodConfig, SearchChoice, register_method
 
 #: Calibration samples are pushed through the model in chunks of this many sequences.
 _CHUNK = 8
@@ -40,6 +40,9 @@ class Magnitude(_Pruning):
 
     method: ClassVar[str] = "magnitude"
     summary: ClassVar[str] = "unstructured magnitude pruning, per layer"
+    search_choices: ClassVar[tuple[SearchChoice, ...]] = (
+        SearchChoice("magnitude", "magnitude", sweep="sparsity"),
+    )
 
     sparsity: float = Field(0.5, gt=0.0, lt=1.0)
 
@@ -49,6 +52,9 @@ class Wanda(_Calibrated):
 
     method: ClassVar[str] = "wanda"
     summary: ClassVar[str] = "Wanda activation-aware unstructured pruning (calibrated)"
+    search_choices: ClassVar[tuple[SearchChoice, ...]] = (
+        SearchChoice("wanda", "wanda", sweep="sparsity"),
+    )
 
     sparsity: float = Field(0.5, gt=0.0, lt=1.0)
 
@@ -58,6 +64,12 @@ class SemiStructured(_Calibrated):
 
     method: ClassVar[str] = "nm"
     summary: ClassVar[str] = "N:M semi-structured pruning (2:4, 4:8), Wanda or magnitude scores"
+    search_choices: ClassVar[tuple[SearchChoice, ...]] = (
+        SearchChoice("nm-2:4", "2of4", {"n": 2, "m": 4, "criterion": "wanda"}, sparsity=0.5),
+        SearchChoice(
+            "nm-4:8", "4of8", {"n": 4, "m": 8, "criterion": "wanda"}, sparsity=0.5, searched=False
+        ),
+    )
 
     n: int = Field(2, ge=1)
     m: int = Field(4, ge=2)

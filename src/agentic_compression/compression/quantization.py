@@ -14,13 +14,14 @@ from typing import Any, ClassVar, Literal
 from pydantic import Field
 
 from agentic_compression.compression.layers import is_skipped, linear_layers
-from agentic_compression.core.recipe import MethodConfig, register_method
+from agentic_compression.compression.registry import MethodConfig, SearchChoice, register_method
 from agentic_compression.errors import MethodUnavailableError
 
 
 class _Quantization(MethodConfig):
     family: ClassVar[str] = "quantization"
     quantizes_weights: ClassVar[bool] = True
+    runtimes: ClassVar[tuple[str, ...]] = ("torch",)
 
 
 class Int8WeightOnly(_Quantization):
@@ -28,6 +29,9 @@ class Int8WeightOnly(_Quantization):
 
     method: ClassVar[str] = "int8_weight_only"
     summary: ClassVar[str] = "torchao int8 weight-only quantization of linear layers"
+    search_choices: ClassVar[tuple[SearchChoice, ...]] = (
+        SearchChoice("int8_weight_only", "int8", bits=8, preset="int8-weight-only"),
+    )
 
 
 class Int8Dynamic(_Quantization):
@@ -35,6 +39,9 @@ class Int8Dynamic(_Quantization):
 
     method: ClassVar[str] = "int8_dynamic"
     summary: ClassVar[str] = "torchao int8 weights + dynamic int8 activations"
+    search_choices: ClassVar[tuple[SearchChoice, ...]] = (
+        SearchChoice("int8_dynamic", "int8-dynamic", bits=8),
+    )
 
 
 class Int4WeightOnly(_Quantization):
@@ -42,6 +49,11 @@ class Int4WeightOnly(_Quantization):
 
     method: ClassVar[str] = "int4_weight_only"
     summary: ClassVar[str] = "torchao int4 weight-only, grouped scales (needs a CUDA GPU)"
+    search_choices: ClassVar[tuple[SearchChoice, ...]] = (
+        SearchChoice(
+            "int4_weight_only", "int4", bits=4, hardware="cuda", preset="int4-weight-only"
+        ),
+    )
 
     group_size: Literal[32, 64, 128, 256] = 128
 
@@ -53,6 +65,9 @@ class Float8Dynamic(_Quantization):
     summary: ClassVar[str] = (
         "torchao float8 weights + dynamic float8 activations (needs an FP8 GPU)"
     )
+    search_choices: ClassVar[tuple[SearchChoice, ...]] = (
+        SearchChoice("float8_dynamic", "fp8", bits=8, hardware="cuda-fp8", preset="float8-dynamic"),
+    )
 
     granularity: Literal["per_tensor", "per_row"] = "per_row"
 
@@ -62,6 +77,10 @@ class Bnb4Bit(_Quantization):
 
     method: ClassVar[str] = "bnb_4bit"
     summary: ClassVar[str] = "bitsandbytes 4-bit NF4/FP4 blockwise quantization"
+    search_choices: ClassVar[tuple[SearchChoice, ...]] = (
+        SearchChoice("nf4", "nf4", {"quant_type": "nf4"}, bits=4),
+        SearchChoice("fp4", "fp4", {"quant_type": "fp4"}, bits=4),
+    )
 
     quant_type: Literal["nf4", "fp4"] = "nf4"
     blocksize: Literal[32, 64, 128, 256, 512] = 64
@@ -74,6 +93,9 @@ class Bnb8Bit(_Quantization):
 
     method: ClassVar[str] = "bnb_8bit"
     summary: ClassVar[str] = "bitsandbytes LLM.int8() with outlier decomposition"
+    search_choices: ClassVar[tuple[SearchChoice, ...]] = (
+        SearchChoice("bnb_8bit", "bnb-int8", bits=8),
+    )
 
     threshold: float = Field(6.0, ge=0.0)
 

@@ -58,6 +58,11 @@ class RuntimeConfig(BaseModel):
     def params(self) -> dict[str, Any]:
         return self.model_dump(mode="json")
 
+    @property
+    def weight_bits(self) -> float | None:
+        """Bits per weight the runtime stores on export; None where the recipe's steps decide."""
+        return None
+
 
 class TorchSettings(RuntimeConfig):
     """PyTorch eager on the machine's device, the model held in memory (the default)."""
@@ -98,6 +103,10 @@ class LlamaCppSettings(RuntimeConfig):
         suffix = "+imatrix" if self.imatrix else ""
         return f"llamacpp-{self.quant}{suffix}"
 
+    @property
+    def weight_bits(self) -> float:
+        return GGUF_QUANT_BITS[self.quant]
+
 
 class OnnxRuntimeSettings(RuntimeConfig):
     """ONNX Runtime GenAI on the CPU, the model built by its model builder on export.
@@ -121,6 +130,10 @@ class OnnxRuntimeSettings(RuntimeConfig):
     def label(self) -> str:
         return f"onnxruntime-{self.precision}"
 
+    @property
+    def weight_bits(self) -> float:
+        return {"int4": 4.0, "int8": 8.0, "fp32": 32.0}[self.precision]
+
 
 class VllmSettings(RuntimeConfig):
     """vLLM on a CUDA GPU serving a Hugging Face checkpoint folder.
@@ -141,6 +154,11 @@ class VllmSettings(RuntimeConfig):
     @property
     def label(self) -> str:
         return "vllm" if self.scheme == "none" else f"vllm-{self.scheme}"
+
+    @property
+    def weight_bits(self) -> float:
+        # "auto" serves the checkpoint's dtype: bf16 or fp16 for the models vLLM serves.
+        return {"W4A16": 4.0, "W8A8": 8.0, "FP8": 8.0}.get(self.scheme, 16.0)
 
 
 RUNTIME_CONFIGS: dict[str, type[RuntimeConfig]] = {

@@ -28,6 +28,7 @@ from typing import TYPE_CHECKING, Any
 from agentic_compression.carbon.meter import EnergyMeter
 from agentic_compression.compression import CompressionContext, compress
 from agentic_compression.compression.calibration import CalibrationSource
+from agentic_compression.compression.recipe import Recipe
 from agentic_compression.core.metrics import (
     CandidateMetrics,
     CandidateResult,
@@ -38,7 +39,6 @@ from agentic_compression.core.metrics import (
     StepReport,
 )
 from agentic_compression.core.provenance import now, provenance
-from agentic_compression.core.recipe import Recipe
 from agentic_compression.errors import UserInputError
 from agentic_compression.evaluation.footprint import peak_memory
 from agentic_compression.evaluation.latency import LatencyConfig, timed_latency, warm_up

@@ -12,7 +12,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Literal
 
-from agentic_compression.core.recipe import Recipe
+from agentic_compression.compression.recipe import Recipe
 
 
 @dataclass(frozen=True)

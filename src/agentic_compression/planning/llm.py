@@ -34,8 +34,9 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from agentic_compression.compression.recipe import Recipe
+from agentic_compression.compression.registry import registered_methods
 from agentic_compression.core.pareto import DEFAULT_OBJECTIVES
-from agentic_compression.core.recipe import Recipe, registered_methods
 from agentic_compression.errors import UserInputError
 from agentic_compression.planning.base import Planner, PlanningGoal, Proposal, TrialOutcome
 from agentic_compression.redaction import scrub

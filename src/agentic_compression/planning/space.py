@@ -32,7 +32,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from agentic_compression.core.recipe import Recipe
+from agentic_compression.compression.recipe import Recipe
+from agentic_compression.compression.registry import SearchChoice, choice_step, search_choices
 from agentic_compression.core.runtime_config import (
     GGUF_QUANT_BITS,
     LlamaCppSettings,
@@ -41,35 +42,24 @@ from agentic_compression.core.runtime_config import (
     VllmSettings,
 )
 
+# Pruning and in-PyTorch precision choices come from the method registry (each method's
+# ``search_choices``); the runtime choices below from the runtimes' settings.
+_PRUNING_CHOICES: Mapping[str, SearchChoice] = {c.name: c for c in search_choices("pruning")}
+_PRECISION_CHOICES: Mapping[str, SearchChoice] = {c.name: c for c in search_choices("precision")}
+
 #: Pruning choices; "nm-2:4" is 2:4 semi-structured (its sparsity is fixed at 0.5).
-PRUNING_METHODS = ("none", "magnitude", "wanda", "nm-2:4")
-UNSTRUCTURED = ("magnitude", "wanda")
+PRUNING_METHODS = ("none", *(c.name for c in _PRUNING_CHOICES.values() if c.searched))
+#: Pruning choices whose sparsity the space sweeps over ``sparsity_levels``.
+UNSTRUCTURED = tuple(name for name, c in _PRUNING_CHOICES.items() if c.sweep)
 
 #: Precision/quantization choice -> the single step it adds (fp32 casts explicitly).
 QUANTIZATION_STEPS: Mapping[str, dict[str, Any]] = {
-    "fp32": {"method": "cast", "dtype": "float32"},
-    "bf16": {"method": "cast", "dtype": "bfloat16"},
-    "int8_weight_only": {"method": "int8_weight_only"},
-    "int8_dynamic": {"method": "int8_dynamic"},
-    "nf4": {"method": "bnb_4bit", "quant_type": "nf4"},
-    "fp4": {"method": "bnb_4bit", "quant_type": "fp4"},
-    "bnb_8bit": {"method": "bnb_8bit"},
-    "int4_weight_only": {"method": "int4_weight_only"},
-    "float8_dynamic": {"method": "float8_dynamic"},
+    name: choice_step(choice) for name, choice in _PRECISION_CHOICES.items()
 }
-#: Short labels used in recipe names ("wanda-30+int8").
-_QUANT_LABELS = {
-    "fp32": "fp32",
-    "bf16": "bf16",
-    "int8_weight_only": "int8",
-    "int8_dynamic": "int8-dynamic",
-    "nf4": "nf4",
-    "fp4": "fp4",
-    "bnb_8bit": "bnb-int8",
-    "int4_weight_only": "int4",
-    "float8_dynamic": "fp8",
-}
-CPU_QUANTIZATIONS = ("fp32", "bf16", "int8_weight_only", "int8_dynamic", "nf4", "fp4", "bnb_8bit")
+#: The in-PyTorch choices every machine runs (no GPU needed), in registry order.
+CPU_QUANTIZATIONS = tuple(
+    name for name, c in _PRECISION_CHOICES.items() if c.searched and c.hardware == "any"
+)
 #: Precision choices served by llama.cpp: "gguf-q4_k_m" -> GGUF type Q4_K_M (default settings).
 GGUF_CHOICES: Mapping[str, str] = {f"gguf-{quant.lower()}": quant for quant in GGUF_QUANT_BITS}
 #: Precision choices served by ONNX Runtime GenAI on the CPU (MatMulNBits weight-only, block 32).
@@ -99,24 +89,6 @@ DEFAULT_GGUF_QUANTIZATIONS = (
 DEFAULT_SPARSITY_LEVELS = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7)
 #: The older codebase's bit widths and what they mean here.
 BITS_TO_QUANTIZATION: Mapping[int, str] = {32: "fp32", 16: "bf16", 8: "int8_weight_only", 4: "nf4"}
-_QUANTIZATION_TO_BITS: Mapping[str, int] = {
-    "fp32": 32,
-    "bf16": 16,
-    "int8_weight_only": 8,
-    "int8_dynamic": 8,
-    "bnb_8bit": 8,
-    "nf4": 4,
-    "fp4": 4,
-    "int4_weight_only": 4,
-    "float8_dynamic": 8,
-    "onnx-int8": 8,
-    "onnx-int4": 4,
-    "vllm-bf16": 16,
-    "vllm-w8a8": 8,
-    "vllm-w4a16": 4,
-    "vllm-fp8": 8,
-    **{choice: int(GGUF_QUANT_BITS[quant]) for choice, quant in GGUF_CHOICES.items()},
-}
 #: Known-good starting points, most informative first: the uncompressed baseline (the reference
 #: for accuracy drops), llama.cpp's near-lossless Q8_0 and its usual 4-bit pick Q4_K_M (where the
 #: space has llama.cpp), bf16 (lossless halving, on every backend), the two quantizations that keep
@@ -136,17 +108,20 @@ class SpacePoint:
     @property
     def label(self) -> str:
         """A readable recipe name: ``fp32``, ``nf4``, ``wanda-30+int8``, ``2of4+bf16``."""
-        quant = _QUANT_LABELS.get(self.quantization, self.quantization)
+        precision = _PRECISION_CHOICES.get(self.quantization)
+        quant = precision.label if precision is not None else self.quantization
         if self.pruning == "none":
             return quant
-        prune = (
-            "2of4" if self.pruning == "nm-2:4" else f"{self.pruning}-{round(self.sparsity * 100)}"
-        )
+        pruning = _PRUNING_CHOICES[self.pruning]
+        prune = f"{pruning.label}-{round(self.sparsity * 100)}" if pruning.sweep else pruning.label
         return f"{prune}+{quant}"
 
     @property
     def effective_sparsity(self) -> float:
-        return 0.5 if self.pruning == "nm-2:4" else self.sparsity
+        if self.pruning == "none":
+            return 0.0
+        pruning = _PRUNING_CHOICES[self.pruning]
+        return self.sparsity if pruning.sweep else pruning.sparsity
 
 
 SEED_POINTS = (
@@ -186,7 +161,7 @@ def to_bits_sparsity(point: SpacePoint) -> tuple[int, float]:
     >>> to_bits_sparsity(SpacePoint("nm-2:4", 0.0, "nf4"))
     (4, 0.5)
     """
-    return _QUANTIZATION_TO_BITS[point.quantization], point.effective_sparsity
+    return int(weight_bits(point.quantization)), point.effective_sparsity
 
 
 @dataclass(frozen=True)
@@ -209,7 +184,7 @@ class SearchSpace:
     emulated: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
-        unknown_pruning = set(self.pruning) - set(PRUNING_METHODS)
+        unknown_pruning = set(self.pruning) - {"none", *_PRUNING_CHOICES}
         choices = (*QUANTIZATION_STEPS, *GGUF_CHOICES, *ONNX_CHOICES, *VLLM_CHOICES)
         unknown_quant = set(self.quantizations) - set(choices)
         if unknown_pruning or unknown_quant or not self.pruning or not self.quantizations:
@@ -227,30 +202,32 @@ class SearchSpace:
 
     @classmethod
     def for_this_machine(cls, runtimes: Sequence[str] | None = None) -> SearchSpace:
-        """The default space over ``runtimes`` (None: every runtime installed here), with
-        ``int4_weight_only`` only where a CUDA GPU is available and ``float8_dynamic`` and vLLM's
-        FP8 only where it has FP8 kernels (compute capability 8.9+)."""
+        """The default space over ``runtimes`` (None: every runtime installed here), with the
+        choices that need a CUDA GPU (``int4_weight_only``) or FP8 kernels (compute capability 8.9+:
+        ``float8_dynamic``, vLLM's FP8) only where this machine has them."""
         import torch
 
         from agentic_compression.runtimes import installed_runtimes
 
         runtimes = installed_runtimes() if runtimes is None else tuple(runtimes)
+        cuda = torch.cuda.is_available()
+        fp8 = cuda and torch.cuda.get_device_capability() >= (8, 9)
+        hardware = {"any", *(["cuda"] if cuda else []), *(["cuda-fp8"] if fp8 else [])}
         quantizations: tuple[str, ...] = ()
         emulated: tuple[str, ...] = ()
         if "torch" in runtimes:
-            quantizations += CPU_QUANTIZATIONS
-            if not torch.cuda.is_available() and not has_native_bf16():
+            quantizations += tuple(
+                name
+                for name, choice in _PRECISION_CHOICES.items()
+                if choice.searched and choice.hardware in hardware
+            )
+            if not cuda and not has_native_bf16():
                 emulated = ("bf16",)
-            if torch.cuda.is_available():
-                quantizations += ("int4_weight_only",)
-                if torch.cuda.get_device_capability() >= (8, 9):
-                    quantizations += ("float8_dynamic",)
         if "llamacpp" in runtimes:
             quantizations += DEFAULT_GGUF_QUANTIZATIONS
         if "onnxruntime" in runtimes:
             quantizations += tuple(ONNX_CHOICES)
         if "vllm" in runtimes:
-            fp8 = torch.cuda.is_available() and torch.cuda.get_device_capability() >= (8, 9)
             quantizations += tuple(c for c in VLLM_CHOICES if fp8 or c != "vllm-fp8")
         return cls(quantizations=quantizations, emulated=emulated)
 
@@ -277,10 +254,10 @@ class SearchSpace:
         if not self.contains(point):
             raise ValueError(f"{point} is not in this search space")
         steps: list[dict[str, Any]] = []
-        if point.pruning in UNSTRUCTURED:
-            steps.append({"method": point.pruning, "sparsity": point.sparsity})
-        elif point.pruning == "nm-2:4":
-            steps.append({"method": "nm", "n": 2, "m": 4, "criterion": "wanda"})
+        if point.pruning != "none":
+            pruning = _PRUNING_CHOICES[point.pruning]
+            sweep = {pruning.sweep: point.sparsity} if pruning.sweep else {}
+            steps.append(choice_step(pruning, **sweep))
         runtime = _runtime_of_choice(point.quantization)
         if runtime is not None:
             return Recipe.from_steps(steps, name=point.label, runtime=runtime)
@@ -295,12 +272,14 @@ class SearchSpace:
         """
         steps = list(recipe.steps)
         pruning, sparsity = "none", 0.0
-        if steps and steps[0].method in ("magnitude", "wanda", "nm"):
-            first = steps.pop(0).params()
-            if "sparsity" in first:
-                pruning, sparsity = recipe.steps[0].method, _round_sparsity(first["sparsity"])
-            else:
-                pruning = "nm-2:4"
+        if steps and steps[0].family == "pruning":
+            first = steps.pop(0)
+            found = _pruning_choice_of(first.method, first.params())
+            if found is None:
+                return None
+            pruning = found.name
+            if found.sweep:
+                sparsity = _round_sparsity(first.params()[found.sweep])
         if not recipe.runtime.is_default:
             quant: str | None = _choice_of_runtime(recipe.runtime)
             if steps or quant is None:
@@ -361,6 +340,27 @@ def _choice_of_runtime(runtime: RuntimeConfig) -> str | None:
     return next((choice for choice, config in choices.items() if config == runtime), None)
 
 
+def _pruning_choice_of(method: str, params: Mapping[str, Any]) -> SearchChoice | None:
+    """The pruning choice a step is an instance of (its fixed parameters equal), if any."""
+    for choice in _PRUNING_CHOICES.values():
+        if choice_step(choice)["method"] != method:
+            continue
+        fixed = {key: params.get(key) for key in choice.params}
+        if fixed == dict(choice.params):
+            return choice
+    return None
+
+
+def weight_bits(choice: str) -> float:
+    """Bits per stored weight of a precision choice ("nf4" -> 4, "gguf-q8_0" -> 8.5)."""
+    if choice in _PRECISION_CHOICES:
+        return float(_PRECISION_CHOICES[choice].bits or 0.0)
+    runtime = _runtime_of_choice(choice)
+    if runtime is None or runtime.weight_bits is None:
+        raise ValueError(f"unknown precision choice {choice!r}")
+    return runtime.weight_bits
+
+
 def _quantization_of(step_hash: str) -> str | None:
     """The quantization choice whose single step has this recipe hash, if any."""
     for name, step in QUANTIZATION_STEPS.items():
@@ -376,7 +376,7 @@ def distance(a: SpacePoint, b: SpacePoint) -> float:
     """
     if a.quantization == b.quantization:
         quant = 0.0
-    elif _QUANTIZATION_TO_BITS[a.quantization] == _QUANTIZATION_TO_BITS[b.quantization]:
+    elif int(weight_bits(a.quantization)) == int(weight_bits(b.quantization)):
         quant = 0.5
     else:
         quant = 1.0

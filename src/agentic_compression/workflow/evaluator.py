@@ -24,8 +24,8 @@ from typing import Any
 
 from agentic_compression.carbon.meter import EnergyMeter, PhaseBox
 from agentic_compression.carbon.scheduling import CarbonAwareScheduler
+from agentic_compression.compression.recipe import Recipe
 from agentic_compression.core.metrics import CandidateResult
-from agentic_compression.core.recipe import Recipe
 from agentic_compression.evaluation.candidate import (
     EnergySink,
     MeasureConfig,

@@ -21,10 +21,10 @@ import json
 import time
 from typing import Any, Protocol, runtime_checkable
 
+from agentic_compression.compression.recipe import Recipe
 from agentic_compression.core.metrics import EnergyReading
 from agentic_compression.core.objectives import MissingObjectiveError, objective_values
 from agentic_compression.core.provenance import now
-from agentic_compression.core.recipe import Recipe
 from agentic_compression.errors import AgenticCompressionError
 from agentic_compression.planning.base import Planner, TrialOutcome
 from agentic_compression.results.analysis import (

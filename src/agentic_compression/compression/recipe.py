@@ -1,12 +1,11 @@
-"""Compression recipes: an ordered list of method steps with a stable hash.
+"""Compression recipes: an ordered list of method steps, the runtime that serves them, a stable hash.
 
-A step is a frozen, validated :class:`MethodConfig` (pydantic); each method is registered once, with
-its handler, by the module of its family under :mod:`agentic_compression.compression`. Recipes are
-read from JSON only through that registry (an allowlist), so a planner's output is parsed into
+A step is a frozen, validated :class:`MethodConfig` from the method registry
+(:mod:`agentic_compression.compression.registry`, an allowlist), so a planner's output is parsed into
 configs and never executed.
 
 Example:
-    >>> from agentic_compression.core.recipe import Recipe
+    >>> from agentic_compression.compression.recipe import Recipe
     >>> r = Recipe.from_dict({"name": "wanda-30+int8",
     ...     "steps": [{"method": "wanda", "sparsity": 0.3}, {"method": "int8_weight_only"}]})
     >>> Recipe.from_json(r.to_json()) == r
@@ -16,111 +15,17 @@ Example:
 from __future__ import annotations
 
 import hashlib
-import importlib
 import json
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, ClassVar
+from typing import Any
 
-from pydantic import BaseModel, ConfigDict, ValidationError
-
+from agentic_compression.compression.registry import MethodConfig, parse_step
 from agentic_compression.core.runtime_config import RuntimeConfig, TorchSettings, parse_runtime
 from agentic_compression.errors import UserInputError
 
 #: Bumped when the meaning of a serialised recipe changes; it is part of every recipe hash.
 RECIPE_FORMAT_VERSION = 1
-
-
-class MethodConfig(BaseModel):
-    """Base class of every method's parameters. Subclasses set the class variables below."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    method: ClassVar[str]
-    family: ClassVar[str]
-    summary: ClassVar[str]
-    #: True for steps that store weights in a non-float format; nothing that edits float
-    #: weights (pruning) may follow such a step, and a recipe holds at most one.
-    quantizes_weights: ClassVar[bool] = False
-
-    def params(self) -> dict[str, Any]:
-        """All parameters, defaults included, as JSON-ready values."""
-        return self.model_dump(mode="json")
-
-    def describe(self) -> str:
-        args = ", ".join(f"{k}={v}" for k, v in self.params().items())
-        return f"{self.method}({args})"
-
-
-# A handler applies its config to a model in place and returns a one-line report of what it did.
-Handler = Callable[[Any, Any, Any], str]
-
-
-@dataclass(frozen=True)
-class MethodSpec:
-    """A registered method: its config class and the handler that applies it."""
-
-    config_cls: type[MethodConfig]
-    handler: Handler
-
-    @property
-    def name(self) -> str:
-        return self.config_cls.method
-
-
-_REGISTRY: dict[str, MethodSpec] = {}
-
-
-def register_method(config_cls: type[MethodConfig]) -> Callable[[Handler], Handler]:
-    """Register ``config_cls`` with the decorated handler ``handler(model, config, context) -> str``."""
-
-    def decorate(handler: Handler) -> Handler:
-        name = config_cls.method
-        if name in _REGISTRY and _REGISTRY[name].config_cls is not config_cls:
-            raise RuntimeError(f"compression method {name!r} registered twice")
-        _REGISTRY[name] = MethodSpec(config_cls, handler)
-        return handler
-
-    return decorate
-
-
-def registered_methods() -> dict[str, MethodSpec]:
-    """All methods, built-ins loaded on first use (their modules import no heavy library)."""
-    importlib.import_module("agentic_compression.compression.methods")
-    return dict(sorted(_REGISTRY.items()))
-
-
-def method_spec(name: str) -> MethodSpec:
-    methods = registered_methods()
-    if name not in methods:
-        raise UserInputError(
-            f"unknown compression method {name!r}; known methods: {', '.join(methods)} "
-            "(see `agentic-compress methods`)"
-        )
-    return methods[name]
-
-
-def _one_line(error: ValidationError) -> str:
-    parts = []
-    for item in error.errors():
-        where = ".".join(str(p) for p in item["loc"]) or "step"
-        parts.append(f"{where}: {item['msg']}")
-    return "; ".join(parts)
-
-
-def parse_step(data: Mapping[str, Any]) -> MethodConfig:
-    """Build a validated step from ``{"method": name, **params}``."""
-    if not isinstance(data, Mapping) or "method" not in data:
-        raise UserInputError(f"a recipe step must be an object with a 'method' key, got {data!r}")
-    params = {k: v for k, v in data.items() if k != "method"}
-    spec = method_spec(str(data["method"]))
-    try:
-        return spec.config_cls(**params)
-    except ValidationError as error:
-        raise UserInputError(
-            f"bad parameters for method {spec.name!r}: {_one_line(error)} "
-            f"(see `agentic-compress methods` for its parameters)"
-        ) from None
 
 
 @dataclass(frozen=True)
@@ -137,14 +42,13 @@ class Recipe:
     runtime: RuntimeConfig = field(default_factory=TorchSettings)
 
     def __post_init__(self) -> None:
-        if not self.runtime.is_default:
-            for step in self.steps:
-                if step.quantizes_weights:
-                    raise UserInputError(
-                        f"step {step.method!r} stores weights in a PyTorch-only format that "
-                        f"{self.runtime.name} cannot load; let the runtime quantize instead "
-                        f"(runtime quant, e.g. Q4_K_M) or use runtime torch"
-                    )
+        for step in self.steps:
+            if self.runtime.name not in step.runtimes:
+                raise UserInputError(
+                    f"step {step.method!r} stores weights in a format that {self.runtime.name} "
+                    f"cannot load (only {', '.join(step.runtimes)}); let the runtime quantize "
+                    "instead (runtime quant, e.g. Q4_K_M) or use runtime torch"
+                )
         quantized_by: str | None = None
         for index, step in enumerate(self.steps, start=1):
             if quantized_by is not None:
