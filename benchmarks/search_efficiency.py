@@ -56,9 +56,14 @@ def bench_space() -> Any:
 
 
 def _load_grid() -> dict[str, Any]:
-    if GRID_FILE.exists():
-        return dict(json.loads(GRID_FILE.read_text()))
-    return {"settings": {}, "machine": {}, "rows": []}
+    from agentic_compression.core.objectives import upgrade_objectives
+
+    if not GRID_FILE.exists():
+        return {"settings": {}, "machine": {}, "rows": []}
+    grid = dict(json.loads(GRID_FILE.read_text()))
+    for row in grid["rows"]:  # grids measured before the objectives carried their units
+        row["objectives"] = upgrade_objectives(row["objectives"])
+    return grid
 
 
 def evaluate_grid() -> None:

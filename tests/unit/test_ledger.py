@@ -15,7 +15,7 @@ from workflow_fakes import FakeMetrics, energy_reading, fake_result
 
 def _trial(number: int, result: CandidateResult) -> TrialRecord:
     return TrialRecord(
-        run_id="r1", number=number, recipe=result.recipe, recipe_hash=result.recipe_hash,
+        run_id="r1", number=number, recipe=Recipe.from_dict(result.recipe), recipe_hash=result.recipe_hash,
         candidate_id=result.candidate_id, status=result.status, error=result.error,
         objectives=objective_values(result) if result.status == "ok" else None, seconds=1.0,
         provenance=TrialProvenance(planner="test", reasoning="", evaluation_config_hash="e",
@@ -74,7 +74,8 @@ def test_no_saving_or_no_baseline_gives_no_number() -> None:
 
 
 def test_only_fp32_recipes_count_as_the_baseline() -> None:
-    assert is_uncompressed(preset("fp32").to_dict())
-    assert is_uncompressed(Recipe().to_dict())
-    assert not is_uncompressed(preset("bf16").to_dict())
-    assert not is_uncompressed(preset("wanda-30").to_dict())
+    assert is_uncompressed(preset("fp32"))
+    assert not is_uncompressed(preset("gguf-f16"))
+    assert is_uncompressed(Recipe())
+    assert not is_uncompressed(preset("bf16"))
+    assert not is_uncompressed(preset("wanda-30"))

@@ -25,8 +25,8 @@ DECODE_MS = {"fp32": 37, "bf16": 45, "int8_weight_only": 60, "int8_dynamic": 26,
 SIZE_MB = {"fp32": 538, "bf16": 270, "int8_weight_only": 249, "int8_dynamic": 249, "bnb_8bit": 250,
            "nf4": 173, "fp4": 173}  # fmt: skip
 PRUNE_LOSS = {"none": 0.0, "magnitude": 0.5, "wanda": 0.25, "nm-2:4": 0.35}
-REFERENCE = {"accuracy": 0.3, "latency_ms": 100.0, "memory_bytes": 600e6, "energy_kwh": 1e-3,
-             "co2_kg": 4e-4}  # fmt: skip
+REFERENCE = {"accuracy": 0.3, "latency_ms": 100.0, "memory_bytes": 600e6, "energy_kwh_per_1k_tokens": 1e-3,
+             "co2_kg_per_1k_tokens": 4e-4}  # fmt: skip
 SPACE = SearchSpace()
 
 
@@ -37,8 +37,8 @@ def fake_objectives(point: SpacePoint) -> dict[str, float]:
         "accuracy": 0.55 - QUANT_LOSS[point.quantization] - PRUNE_LOSS[point.pruning] * sparsity**2,
         "latency_ms": latency,
         "memory_bytes": SIZE_MB[point.quantization] * 1e6,
-        "energy_kwh": latency * 1e-5,
-        "co2_kg": latency * 4e-6,
+        "energy_kwh_per_1k_tokens": latency * 1e-5,
+        "co2_kg_per_1k_tokens": latency * 4e-6,
     }
 
 

@@ -53,8 +53,8 @@ def test_outputs(tmp_path: Path) -> None:
         "accuracy",
         "latency_ms",
         "memory_bytes",
-        "energy_kwh",
-        "co2_kg",
+        "energy_kwh_per_1k_tokens",
+        "co2_kg_per_1k_tokens",
     }
     assert payload["pareto"]["knee"]["trial"] in (0, 1)
     assert payload["selections"]["accuracy"]["trial"] == 0

@@ -69,11 +69,11 @@ def summary(number: int, r: Recipe, metrics: FakeMetrics | None) -> TrialSummary
             "accuracy": metrics.accuracy,
             "latency_ms": metrics.latency_ms,
             "memory_bytes": float(metrics.size_bytes),
-            "energy_kwh": metrics.co2_kg_per_1k_tokens * 2.5,
-            "co2_kg": metrics.co2_kg_per_1k_tokens,
+            "energy_kwh_per_1k_tokens": metrics.co2_kg_per_1k_tokens * 2.5,
+            "co2_kg_per_1k_tokens": metrics.co2_kg_per_1k_tokens,
         }
     return TrialSummary(
-        number=number, recipe=r.to_dict(), recipe_hash=r.hash, candidate_id=f"c-{r.hash}",
+        number=number, recipe=r.to_dict(), label=r.label, recipe_hash=r.hash, candidate_id=f"c-{r.hash}",
         status="ok" if metrics else "failed", objectives=objectives, feasible=metrics is not None,
         error=None if metrics else "boom", planner="scripted", reasoning="", co2_kg=1e-4,
         energy_kwh=2.5e-4, seconds=1.0,
@@ -229,7 +229,10 @@ def test_update_pareto_front_and_improvement_counter(tmp_path: Path) -> None:
     ctx = context(tmp_path)
     first = nodes.update_pareto(state(summary(0, R[0], GOOD)), ctx)
     assert first["front_ids"] == [f"c-{R[0].hash}"] and first["trials_without_improvement"] == 0
-    assert first["hypervolume"] > 0 and set(first["reference_point"]) >= {"accuracy", "co2_kg"}
+    assert first["hypervolume"] > 0 and set(first["reference_point"]) >= {
+        "accuracy",
+        "co2_kg_per_1k_tokens",
+    }
 
     dominated = state(summary(0, R[0], GOOD), summary(1, R[1], BAD), trials_without_improvement=0)
     second = nodes.update_pareto(dominated, ctx)

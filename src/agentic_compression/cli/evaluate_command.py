@@ -11,6 +11,7 @@ from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from agentic_compression.cli.options import check_writable, plain
+from agentic_compression.compression.recipe import Recipe
 from agentic_compression.core.metrics import CandidateResult
 from agentic_compression.errors import UserInputError
 from agentic_compression.paths import atomic_output
@@ -93,7 +94,8 @@ def run_evaluate(request: EvaluateRequest, console: Console) -> bool:
             console.print(f"{plain(prefix)}: {status}", highlight=False)
             _write(request.output, base.spec, base.source, base.notes, results, machine_summary())
     meter.close()
-    console.print(results_table(results, baseline=results[0] if request.baseline else None))
+    measured = list(zip(recipes, results, strict=False))
+    console.print(results_table(measured, baseline=results[0] if request.baseline else None))
     for note in base.notes:
         console.print(f"[dim]note: {plain(note)}[/]")
     energy_labels = {r.label for result in results for r in result.energy}
@@ -130,15 +132,18 @@ def _ratio(value: float, reference: float | None) -> str:
     return f" ({value / reference:.2f}x)" if reference else ""
 
 
-def _runtime_label(result: CandidateResult) -> str:
+def _runtime_label(recipe: Recipe, result: CandidateResult) -> str:
     deployment = result.metrics.deployment if result.metrics else None
     if deployment is not None:
         return deployment.runtime if deployment.runtime == "torch" else deployment.format
-    return str(result.recipe.get("runtime", {}).get("name", "torch"))
+    return recipe.runtime.name
 
 
-def results_table(results: list[CandidateResult], baseline: CandidateResult | None) -> Table:
+def results_table(
+    measured: list[tuple[Recipe, CandidateResult]], baseline: CandidateResult | None
+) -> Table:
     """One row per candidate; ratios to the baseline where one was measured."""
+    results = [result for _, result in measured]
     base = baseline.metrics if baseline is not None and baseline.metrics is not None else None
     tasks = sorted({(m.task, m.metric) for r in results if r.metrics for m in r.metrics.accuracy})
     table = Table(title="Candidates (measured on this machine)")
@@ -148,13 +153,13 @@ def results_table(results: list[CandidateResult], baseline: CandidateResult | No
     headers += [f"{task} {metric}" for task, metric in tasks]
     for header in headers:
         table.add_column(header, overflow="fold")
-    for result in results:
-        name = plain(result.recipe.get("name") or result.recipe_hash)
+    for recipe, result in measured:
+        name = plain(recipe.label)
         metrics = result.metrics
         if result.status != "ok" or metrics is None:
             table.add_row(
                 name,
-                _runtime_label(result),
+                _runtime_label(recipe, result),
                 f"[red]failed ({result.failed_phase})[/]",
                 *[""] * (len(headers) - 3),
             )
@@ -162,7 +167,7 @@ def results_table(results: list[CandidateResult], baseline: CandidateResult | No
         size_mb = metrics.size.serialized_bytes / 1e6
         row = [
             name,
-            _runtime_label(result),
+            _runtime_label(recipe, result),
             "ok",
             f"{size_mb:.1f}" + _ratio(size_mb, base.size.serialized_bytes / 1e6 if base else None),
         ]

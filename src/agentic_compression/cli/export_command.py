@@ -33,7 +33,6 @@ def export(
     """Write a trial's deployable artefact with its recipe, measurements and serving command."""
     from agentic_compression.cli.search_commands import default_store_url
     from agentic_compression.compression import CompressionContext, compress
-    from agentic_compression.compression.recipe import Recipe
     from agentic_compression.models import load_model
     from agentic_compression.results.store import make_results_store
     from agentic_compression.runtimes import runtime_for
@@ -50,7 +49,7 @@ def export(
     if output.exists() and any(output.iterdir()):
         raise UserInputError(f"output folder {str(output)!r} is not empty; choose a new folder")
     settings = settings_of(record)
-    recipe = Recipe.from_dict(found.recipe)
+    recipe = found.recipe
     measured = found.result.metrics.deployment
     console.print(f"loading {settings.model}", highlight=False, markup=False)
     base = load_model(settings.model, device=settings.device)

@@ -175,7 +175,7 @@ def _drive(
 
         def on_trial(trial: TrialSummary) -> None:
             tally.add(trial["co2_kg"], trial["seconds"])
-            label = plain(trial["recipe"].get("name") or trial["recipe_hash"])
+            label = plain(trial["label"])
             if trial["status"] == "ok" and trial["objectives"]:
                 objectives = trial["objectives"]
                 detail = (
@@ -401,11 +401,10 @@ def runs(runs_dir: RunsDir = Path("runs"), store_url: StoreUrl = None) -> None:
 
 def print_summary(outcome: SearchOutcome, settings: SearchSettings) -> None:
     """The rich summary: why the search stopped, what it spent, the front, the chosen recipe."""
-    import json
 
     from rich.table import Table
 
-    from agentic_compression.results.export import frontier_of, trial_label
+    from agentic_compression.results.export import frontier_of
     from agentic_compression.results.ledger import build_ledger
     from agentic_compression.workflow.state import STOP_REASON_TEXT, cost_dict, total_co2_kg
 
@@ -439,9 +438,9 @@ def print_summary(outcome: SearchOutcome, settings: SearchSettings) -> None:
         picks = [name for name, chosen in frontier.selections.items() if chosen == candidate_id]
         if candidate_id == frontier.knee_id:
             picks.append("knee")
-        table.add_row(str(trial.number), plain(trial_label(trial)), f"{values['accuracy']:.3f}",
+        table.add_row(str(trial.number), plain(trial.recipe.label), f"{values['accuracy']:.3f}",
                       f"{values['latency_ms']:.1f}", f"{values['memory_bytes'] / 1e6:.1f}",
-                      f"{values['co2_kg'] * 1000:.4f}", ", ".join(picks))  # fmt: skip
+                      f"{values['co2_kg_per_1k_tokens'] * 1000:.4f}", ", ".join(picks))  # fmt: skip
     console.print(table)
     if frontier.hypervolume is not None:
         console.print(f"hypervolume {frontier.hypervolume:.6g} (reference point in results.json)")
@@ -452,7 +451,7 @@ def print_summary(outcome: SearchOutcome, settings: SearchSettings) -> None:
         trial = by_id[chosen]
         console.print(
             f"[bold]chosen ({settings.select}):[/] trial {trial.number} "
-            f"{plain(trial_label(trial))}\n{plain(json.dumps(trial.recipe))}",
+            f"{plain(trial.recipe.label)}\n{plain(trial.recipe.to_json())}",
             highlight=False,
         )
     print_ledger(build_ledger(trials, cost_dict(spent), chosen))

@@ -1,16 +1,26 @@
 """From a measured candidate to the objective values the search and the Pareto front compare.
 
-Objectives (see ``core.pareto.DEFAULT_OBJECTIVES``): ``accuracy`` (maximise; the mean of the lm-eval
-task metrics, all at the same fidelity), ``latency_ms`` (decode ms/token, median), ``memory_bytes``
-(serialized bytes), ``energy_kwh`` and ``co2_kg`` (per 1k generated tokens: what serving costs,
-not what the evaluation cost). A failed candidate has no objectives.
+Objectives (see ``core.pareto.DEFAULT_OBJECTIVES``), each named with its unit: ``accuracy`` (maximise;
+the mean of the lm-eval task metrics, all at the same fidelity), ``latency_ms`` (decode milliseconds
+per token, median), ``memory_bytes`` (serialized bytes), ``energy_kwh_per_1k_tokens`` and
+``co2_kg_per_1k_tokens`` (what serving 1k generated tokens costs, not what the evaluation cost). A
+failed candidate has no objectives. How many examples the accuracy rests on is not an objective:
+:func:`accuracy_fidelity` says it.
 """
 
 from __future__ import annotations
 
 from agentic_compression.core.metrics import CandidateResult
 
-OBJECTIVE_NAMES = ("accuracy", "latency_ms", "memory_bytes", "energy_kwh", "co2_kg")
+OBJECTIVE_NAMES = (
+    "accuracy",
+    "latency_ms",
+    "memory_bytes",
+    "energy_kwh_per_1k_tokens",
+    "co2_kg_per_1k_tokens",
+)
+#: Names stored by runs before the objectives carried their units, and what they are now.
+_RENAMED = {"energy_kwh": "energy_kwh_per_1k_tokens", "co2_kg": "co2_kg_per_1k_tokens"}
 
 
 class MissingObjectiveError(ValueError):
@@ -26,13 +36,30 @@ def objective_values(result: CandidateResult) -> dict[str, float]:
         raise MissingObjectiveError("no accuracy tasks were evaluated; configure at least one task")
     if metrics.latency is None or metrics.inference_energy is None:
         raise MissingObjectiveError("latency was not measured; it is needed for the objectives")
-    fidelities = {m.n_examples for m in metrics.accuracy}
     energy = metrics.inference_energy
     return {
         "accuracy": sum(m.value for m in metrics.accuracy) / len(metrics.accuracy),
         "latency_ms": metrics.latency.decode_ms_median,
         "memory_bytes": float(metrics.size.serialized_bytes),
-        "energy_kwh": energy.energy_kwh_per_token * 1000,
-        "co2_kg": energy.co2_kg_per_1k_tokens,
-        "fidelity": float(min(fidelities)),
+        "energy_kwh_per_1k_tokens": energy.energy_kwh_per_token * 1000,
+        "co2_kg_per_1k_tokens": energy.co2_kg_per_1k_tokens,
     }
+
+
+def accuracy_fidelity(result: CandidateResult) -> int | None:
+    """The fewest examples any accuracy task of ``result`` was measured on (None: no accuracy)."""
+    if result.metrics is None or not result.metrics.accuracy:
+        return None
+    return min(m.n_examples for m in result.metrics.accuracy)
+
+
+def upgrade_objectives(values: dict[str, float] | None) -> dict[str, float] | None:
+    """Objective values as stored by any version, under today's names (older runs wrote
+    ``energy_kwh``/``co2_kg`` for the per-1k-token values and kept ``fidelity`` among them).
+
+    >>> upgrade_objectives({"accuracy": 0.5, "co2_kg": 1e-4, "fidelity": 200.0})
+    {'accuracy': 0.5, 'co2_kg_per_1k_tokens': 0.0001}
+    """
+    if values is None:
+        return None
+    return {_RENAMED.get(k, k): v for k, v in values.items() if k != "fidelity"}

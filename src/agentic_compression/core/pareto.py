@@ -45,8 +45,8 @@ DEFAULT_OBJECTIVES: tuple[Objective, ...] = (
     Objective("accuracy", "maximize"),
     Objective("latency_ms", "minimize"),
     Objective("memory_bytes", "minimize"),
-    Objective("energy_kwh", "minimize"),
-    Objective("co2_kg", "minimize"),
+    Objective("energy_kwh_per_1k_tokens", "minimize"),
+    Objective("co2_kg_per_1k_tokens", "minimize"),
 )
 
 

@@ -10,9 +10,9 @@ The hypervolume's reference point is ``core.pareto.default_reference`` over the 
 
 Example:
     >>> a = ("a", {"accuracy": 0.6, "latency_ms": 30.0, "memory_bytes": 5e8,
-    ...            "energy_kwh": 1e-3, "co2_kg": 4e-4})
+    ...            "energy_kwh_per_1k_tokens": 1e-3, "co2_kg_per_1k_tokens": 4e-4})
     >>> b = ("b", {"accuracy": 0.5, "latency_ms": 20.0, "memory_bytes": 2e8,
-    ...            "energy_kwh": 8e-4, "co2_kg": 3e-4})
+    ...            "energy_kwh_per_1k_tokens": 8e-4, "co2_kg_per_1k_tokens": 3e-4})
     >>> analyse([a, b], ()).front_ids
     ('a', 'b')
 """

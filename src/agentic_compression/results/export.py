@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from agentic_compression.core.objectives import accuracy_fidelity
 from agentic_compression.core.pareto import SELECTION_PRESETS
 from agentic_compression.paths import atomic_output
 from agentic_compression.planning.base import PlanningGoal
@@ -57,21 +58,6 @@ class RunOutputs:
     pareto_svg: Path | None
 
 
-def trial_label(trial: TrialRecord) -> str:
-    """The recipe's name (or its steps), naming the runtime when the name does not already."""
-    name = trial.recipe.get("name")
-    label = str(name) if name else "+".join(s["method"] for s in trial.recipe["steps"]) or "base"
-    runtime = trial.recipe.get("runtime")
-    if (
-        runtime
-        and runtime.get("name") != "torch"
-        and not label.startswith("gguf-")
-        and ("+gguf-" not in label)
-    ):
-        label += f" @{runtime['name']}"
-    return label
-
-
 def frontier_of(trials: Sequence[TrialRecord], goal: PlanningGoal) -> FrontierAnalysis:
     """The frontier of stored trials under ``goal``'s constraints (failed trials never take part)."""
     measured = [(t.candidate_id, t.objectives) for t in trials if t.objectives is not None]
@@ -85,8 +71,8 @@ def _choice(by_id: Mapping[str, TrialRecord], candidate_id: str | None) -> dict[
     return {
         "trial": trial.number,
         "candidate_id": candidate_id,
-        "label": trial_label(trial),
-        "recipe": trial.recipe,
+        "label": trial.recipe.label,
+        "recipe": trial.recipe.to_dict(),
         "objectives": trial.objectives,
     }
 
@@ -140,8 +126,8 @@ def csv_row(trial: TrialRecord, on_front: bool, feasible: bool) -> dict[str, Any
         "run_id": trial.run_id,
         "trial": trial.number,
         "status": trial.status,
-        "recipe": trial_label(trial),
-        "runtime": (trial.recipe.get("runtime") or {}).get("name", "torch"),
+        "recipe": trial.recipe.label,
+        "runtime": trial.recipe.runtime.name,
         "artefact_format": metrics.deployment.format if metrics and metrics.deployment else None,
         "recipe_hash": trial.recipe_hash,
         "candidate_id": trial.candidate_id,
@@ -153,9 +139,9 @@ def csv_row(trial: TrialRecord, on_front: bool, feasible: bool) -> dict[str, Any
         "latency_disturbed": metrics.latency.disturbed if metrics and metrics.latency else None,
         "latency_remeasured": metrics.latency.remeasured if metrics and metrics.latency else None,
         "serialized_bytes": metrics.size.serialized_bytes if metrics else None,
-        "energy_kwh_per_1k_tokens": objectives.get("energy_kwh"),
-        "co2_kg_per_1k_tokens": objectives.get("co2_kg"),
-        "fidelity_examples": objectives.get("fidelity"),
+        "energy_kwh_per_1k_tokens": objectives.get("energy_kwh_per_1k_tokens"),
+        "co2_kg_per_1k_tokens": objectives.get("co2_kg_per_1k_tokens"),
+        "fidelity_examples": accuracy_fidelity(result),
         "perplexity": metrics.perplexity.value if metrics and metrics.perplexity else None,
         "prefill_ms": metrics.latency.prefill_ms_median if metrics and metrics.latency else None,
         "peak_memory_bytes": metrics.memory.peak_bytes if metrics and metrics.memory else None,

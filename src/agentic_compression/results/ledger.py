@@ -18,10 +18,10 @@ Example:
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import Any
 
 from pydantic import BaseModel, ConfigDict
 
+from agentic_compression.compression.recipe import Recipe
 from agentic_compression.results.records import TrialRecord
 
 #: Which phase of a candidate's evaluation each energy reading's phase name belongs to.
@@ -61,10 +61,10 @@ class SearchLedger(BaseModel):
     break_even_note: str
 
 
-def is_uncompressed(recipe: Mapping[str, Any]) -> bool:
-    """True for the base model: no steps, or only a cast to float32."""
-    steps = recipe.get("steps") or []
-    return all(s.get("method") == "cast" and s.get("dtype") == "float32" for s in steps)
+def is_uncompressed(recipe: Recipe) -> bool:
+    """True for the base model served by PyTorch: no steps, or only a cast to float32."""
+    cast_fp32 = all(s.method == "cast" and s.params()["dtype"] == "float32" for s in recipe.steps)
+    return recipe.runtime.is_default and cast_fp32
 
 
 def build_ledger(
@@ -86,7 +86,9 @@ def build_ledger(
     interrupted = spent.get("lost_co2_kg", 0.0)
     total = sum(by_group.values()) + planning + reported + interrupted
     per_1k = {
-        t.candidate_id: t.objectives["co2_kg"] for t in trials if t.objectives and t.status == "ok"
+        t.candidate_id: t.objectives["co2_kg_per_1k_tokens"]
+        for t in trials
+        if t.objectives and t.status == "ok"
     }
     baseline = next(
         (t for t in trials if t.status == "ok" and t.objectives and is_uncompressed(t.recipe)),

@@ -20,12 +20,11 @@ from pathlib import Path
 
 from agentic_compression.paths import atomic_output
 from agentic_compression.results.analysis import FrontierAnalysis
-from agentic_compression.results.export import trial_label
 from agentic_compression.results.records import TrialRecord
 
 #: (objective name, axis title, factor from the objective's unit to the axis unit)
 PANELS = (
-    ("co2_kg", "CO2 per 1k tokens (g)", 1000.0),
+    ("co2_kg_per_1k_tokens", "CO2 per 1k tokens (g)", 1000.0),
     ("latency_ms", "decode latency (ms/token)", 1.0),
     ("memory_bytes", "serialized size (MB)", 1e-6),
 )
@@ -46,7 +45,7 @@ def _markers(trials: Sequence[TrialRecord], frontier: FrontierAnalysis) -> list[
     for trial in trials:
         if trial.objectives is None:
             continue
-        name = trial_label(trial)
+        name = trial.recipe.label
         group = (
             "front"
             if trial.candidate_id in front

@@ -1,9 +1,10 @@
 """What the results store keeps: one :class:`RunRecord` per search, one :class:`TrialRecord` per trial.
 
-A trial record carries the full :class:`CandidateResult` (every measurement, its environment
-provenance) and the search-side provenance of how the recipe was chosen: the planner, its reasoning,
-the tool calls it made, the hash of the evaluation settings and the recipe hash. Records are frozen
-pydantic models, so they round-trip through JSON exactly.
+A trial record carries its :class:`Recipe` (typed: validated through the method registry when read
+back, and checked against its stored hash), the full :class:`CandidateResult` (every measurement, its
+environment provenance) and the search-side provenance of how the recipe was chosen: the planner, its
+reasoning, the tool calls it made, the hash of the evaluation settings and the recipe hash. Records
+are frozen pydantic models, so they round-trip through JSON exactly.
 
 Example:
     >>> TrialProvenance(planner="rules", reasoning="seed", evaluation_config_hash="ab",
@@ -13,17 +14,31 @@ Example:
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, BeforeValidator, ConfigDict, PlainSerializer, model_validator
 
+from agentic_compression.compression.recipe import Recipe
 from agentic_compression.core.metrics import CandidateResult
+from agentic_compression.core.objectives import upgrade_objectives
 
 RunStatus = Literal["running", "finished", "failed", "interrupted"]
 
 
 class _Record(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+def _as_recipe(value: Any) -> Any:
+    return value if isinstance(value, Recipe) else Recipe.from_dict(value)
+
+
+#: A recipe in a record: a typed :class:`Recipe` in memory, its JSON form when stored.
+RecipeField = Annotated[
+    Recipe,
+    BeforeValidator(_as_recipe),
+    PlainSerializer(lambda recipe: recipe.to_dict(), return_type=dict),
+]
 
 
 class TrialProvenance(_Record):
@@ -40,9 +55,11 @@ class TrialProvenance(_Record):
 class TrialRecord(_Record):
     """One finished trial of one run; ``status="failed"`` trials carry ``error`` and no objectives."""
 
+    model_config = ConfigDict(frozen=True, extra="forbid", arbitrary_types_allowed=True)
+
     run_id: str
     number: int
-    recipe: dict[str, Any]
+    recipe: RecipeField
     recipe_hash: str
     candidate_id: str
     status: Literal["ok", "failed"]
@@ -54,6 +71,22 @@ class TrialRecord(_Record):
     provenance: TrialProvenance
     result: CandidateResult
     created_at: str
+
+    @model_validator(mode="before")
+    @classmethod
+    def _upgrade(cls, data: Any) -> Any:
+        if isinstance(data, dict) and data.get("objectives") is not None:
+            data = {**data, "objectives": upgrade_objectives(data["objectives"])}
+        return data
+
+    @model_validator(mode="after")
+    def _recipe_matches_hash(self) -> TrialRecord:
+        if self.recipe.hash != self.recipe_hash:
+            raise ValueError(
+                f"trial {self.number}: its recipe hashes to {self.recipe.hash}, not the stored "
+                f"{self.recipe_hash}"
+            )
+        return self
 
     @property
     def search_co2_kg(self) -> float:

@@ -146,7 +146,7 @@ def _measure(
     record = TrialRecord(
         run_id=run_id,
         number=number,
-        recipe=result.recipe,
+        recipe=recipe,
         recipe_hash=result.recipe_hash,
         candidate_id=result.candidate_id,
         status=status,
@@ -170,10 +170,9 @@ def write_knowledge(context: RunContext, trial: TrialRecord) -> None:
     """A readable record of a failed trial under the run's ``knowledge/`` folder."""
     folder = context.knowledge_dir
     folder.mkdir(parents=True, exist_ok=True)
-    label = trial.recipe.get("name") or "+".join(s["method"] for s in trial.recipe["steps"])
     text = "\n".join(
         [
-            f"# Trial {trial.number} failed: {label or 'base'}",
+            f"# Trial {trial.number} failed: {trial.recipe.label}",
             "",
             f"- run: `{trial.run_id}`",
             f"- candidate: `{trial.candidate_id}` (recipe hash `{trial.recipe_hash}`)",
@@ -187,7 +186,7 @@ def write_knowledge(context: RunContext, trial: TrialRecord) -> None:
             "The trial is kept in the results store as a failure; it is not a Pareto point.",
             "",
             "```json",
-            json.dumps({"recipe": trial.recipe, "error": trial.error}, indent=2),
+            json.dumps({"recipe": trial.recipe.to_dict(), "error": trial.error}, indent=2),
             "```",
             "",
         ]
@@ -219,7 +218,8 @@ def evaluate(
     constraints = constraints_for(context.goal)
     summary = TrialSummary(
         number=number,
-        recipe=trial.recipe,
+        recipe=trial.recipe.to_dict(),
+        label=trial.recipe.label,
         recipe_hash=trial.recipe_hash,
         candidate_id=trial.candidate_id,
         status=trial.status,

@@ -41,6 +41,8 @@ class TrialSummary(TypedDict):
 
     number: int
     recipe: dict[str, Any]
+    #: The recipe's label (:attr:`Recipe.label`), computed once when the trial was measured.
+    label: str
     recipe_hash: str
     candidate_id: str
     status: Literal["ok", "failed"]
