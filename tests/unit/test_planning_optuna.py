@@ -27,7 +27,7 @@ SIZE_MB = {"fp32": 538, "bf16": 270, "int8_weight_only": 249, "int8_dynamic": 24
 PRUNE_LOSS = {"none": 0.0, "magnitude": 0.5, "wanda": 0.25, "nm-2:4": 0.35}
 REFERENCE = {"accuracy": 0.3, "latency_ms": 100.0, "memory_bytes": 600e6, "energy_kwh_per_1k_tokens": 1e-3,
              "co2_kg_per_1k_tokens": 4e-4}  # fmt: skip
-SPACE = SearchSpace()
+SPACE = SearchSpace(pruning=tuple(PRUNE_LOSS))  # the unstructured and 2:4 choices
 
 
 def fake_objectives(point: SpacePoint) -> dict[str, float]:
@@ -63,10 +63,10 @@ def hv(history: list[TrialOutcome]) -> float:
 
 
 def test_seeds_come_first_then_samples() -> None:
-    history = run(OptunaPlanner(seed=0), trials=6)
+    history = run(OptunaPlanner(space=SPACE, seed=0), trials=6)
     seeds = ["fp32", "bf16", "int8", "nf4", "wanda-30+int8"]
     assert [o.recipe.label for o in history[:5]] == seeds
-    proposals = OptunaPlanner(seed=0).propose([], PlanningGoal(), count=6)
+    proposals = OptunaPlanner(space=SPACE, seed=0).propose([], PlanningGoal(), count=6)
     assert "known-good seed 1/5" in proposals[0].reasoning
     assert "random start-up sample" in proposals[5].reasoning
     assert all(p.planner == "offline" for p in proposals)
@@ -76,20 +76,23 @@ def test_seeds_already_tried_are_skipped() -> None:
     history = [
         TrialOutcome(0, preset("fp32"), "ok", fake_objectives(SpacePoint("none", 0, "fp32")))
     ]
-    labels = [p.recipe.label for p in OptunaPlanner(seed=0).propose(history, PlanningGoal(), 2)]
+    labels = [
+        p.recipe.label
+        for p in OptunaPlanner(space=SPACE, seed=0).propose(history, PlanningGoal(), 2)
+    ]
     assert labels == ["bf16", "int8"]
 
 
 def test_never_repeats_respects_count_and_is_deterministic() -> None:
-    first = run(OptunaPlanner(seed=7), trials=24, batch=3)
-    again = run(OptunaPlanner(seed=7), trials=24, batch=3)
-    other = run(OptunaPlanner(seed=8), trials=24, batch=3)
+    first = run(OptunaPlanner(space=SPACE, seed=7), trials=24, batch=3)
+    again = run(OptunaPlanner(space=SPACE, seed=7), trials=24, batch=3)
+    other = run(OptunaPlanner(space=SPACE, seed=8), trials=24, batch=3)
     hashes = [o.recipe.hash for o in first]
     assert len(hashes) == 24 and len(set(hashes)) == 24
     assert hashes == [o.recipe.hash for o in again]
     assert hashes != [o.recipe.hash for o in other]
-    assert OptunaPlanner(seed=7).propose(first, PlanningGoal(), 0) == []
-    assert len(OptunaPlanner(seed=7).propose(first, PlanningGoal(), 5)) == 5
+    assert OptunaPlanner(space=SPACE, seed=7).propose(first, PlanningGoal(), 0) == []
+    assert len(OptunaPlanner(space=SPACE, seed=7).propose(first, PlanningGoal(), 5)) == 5
 
 
 def test_exhausting_a_small_grid_falls_back_to_nearest_then_stops() -> None:
@@ -115,7 +118,9 @@ def test_history_from_elsewhere_is_replayed_or_ignored() -> None:
         TrialOutcome(1, SPACE.to_recipe(SpacePoint("none", 0.0, "fp4")), "failed", error="boom"),
         TrialOutcome(2, preset("4of8"), "ok", fake_objectives(SpacePoint("nm-2:4", 0, "fp32"))),
     ]
-    proposals = OptunaPlanner(seed=0).propose(history, PlanningGoal(accuracy_threshold=0.5), 5)
+    proposals = OptunaPlanner(space=SPACE, seed=0).propose(
+        history, PlanningGoal(accuracy_threshold=0.5), 5
+    )
     assert "fp32" not in [p.recipe.label for p in proposals]
     reasoning = proposals[-1].reasoning
     assert "1 trials replayed" in reasoning and "1 failed" in reasoning
@@ -140,7 +145,7 @@ def test_constraints_steer_towards_feasible_recipes() -> None:
     limit = 200e6
 
     def feasible_share(goal: PlanningGoal, seed: int) -> float:
-        planner = OptunaPlanner(seed=seed)
+        planner = OptunaPlanner(space=SPACE, seed=seed)
         history: list[TrialOutcome] = []
         while len(history) < 20:
             proposal = planner.propose(history, goal, 1)[0]
@@ -158,18 +163,18 @@ def test_constraints_steer_towards_feasible_recipes() -> None:
 
 def test_moves_toward_better_regions_than_random_search() -> None:
     seeds = range(3)
-    optuna_hv = statistics.mean(hv(run(OptunaPlanner(seed=s), 20)) for s in seeds)
-    random_hv = statistics.mean(hv(run(RandomPlanner(seed=s), 20)) for s in seeds)
+    optuna_hv = statistics.mean(hv(run(OptunaPlanner(space=SPACE, seed=s), 20)) for s in seeds)
+    random_hv = statistics.mean(hv(run(RandomPlanner(space=SPACE, seed=s), 20)) for s in seeds)
     full = hv([outcome(i, p) for i, p in enumerate(SPACE.grid())])
     assert optuna_hv > random_hv
     assert optuna_hv / full > 0.9
 
 
 def test_random_planner_is_seeded_and_never_repeats() -> None:
-    first = run(RandomPlanner(seed=1), 30, batch=4)
+    first = run(RandomPlanner(space=SPACE, seed=1), 30, batch=4)
     assert len({o.recipe.hash for o in first}) == 32
     assert [o.recipe.hash for o in first] == [
-        o.recipe.hash for o in run(RandomPlanner(seed=1), 30, 4)
+        o.recipe.hash for o in run(RandomPlanner(space=SPACE, seed=1), 30, 4)
     ]
     space = SearchSpace(pruning=("none",), quantizations=("fp32", "nf4"))
     proposals = RandomPlanner(seed=0, space=space).propose([], PlanningGoal(), count=5)

@@ -19,8 +19,9 @@ from agentic_compression.planning.space import (
 def test_every_grid_point_round_trips_through_its_recipe() -> None:
     space = SearchSpace(quantizations=tuple(QUANTIZATION_STEPS))
     grid = space.grid()
-    # none + 2 unstructured x 7 levels + 2:4 = 16 pruning settings, x 9 precisions
-    assert len(grid) == 16 * 10
+    # none + 2 unstructured x 7 levels + 2:4 + MLP channels x 5 levels (up to 0.5) + layers x 3
+    # levels (up to 0.3) = 24 pruning settings, x 10 precisions (fp16 too)
+    assert len(grid) == 24 * 10
     hashes = set()
     for point in grid:
         recipe = space.to_recipe(point)

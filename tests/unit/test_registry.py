@@ -119,3 +119,16 @@ def test_methods_command_lists_runtimes_and_choices() -> None:
     assert listed["int8_weight_only"]["runtimes"] == ["torch"]
     assert listed["nm"]["search_choices"] == ["nm-2:4"]
     assert listed["cast"]["runtimes"] == list(ALL_RUNTIMES)
+
+
+def test_each_pruning_choice_is_searched_within_its_own_range() -> None:
+    space = SearchSpace(quantizations=("fp32",))
+    assert space.levels_for("wanda") == (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7)
+    assert space.levels_for("mlp-channels") == (0.1, 0.2, 0.3, 0.4, 0.5)
+    assert space.levels_for("drop-layers") == (0.1, 0.2, 0.3)
+    assert not space.contains(SpacePoint("drop-layers", 0.5, "fp32"))
+    recipe = space.to_recipe(SpacePoint("mlp-channels", 0.3, "fp32"))
+    assert recipe.name == "mlp-30+fp32"
+    assert recipe.steps[0].method == "mlp_channels" and recipe.steps[0].params()["fraction"] == 0.3
+    with pytest.raises(ValueError, match=r"needs a sparsity level up to 0\.3"):
+        SearchSpace(pruning=("drop-layers",), sparsity_levels=(0.5,))

@@ -54,7 +54,7 @@ def export(
     console.print(f"loading {settings.model}", highlight=False, markup=False)
     base = load_model(settings.model, device=settings.device)
     context = CompressionContext(
-        base.tokenizer, settings.measure_config().calibration, settings.seed
+        base.tokenizer, settings.measure_config().calibration, settings.seed, teacher=base.model
     )
     model = base.fresh_copy()
     console.print(f"compressing: {recipe.label}", highlight=False, markup=False)

@@ -26,7 +26,8 @@ from agentic_compression.errors import (
 
 @dataclass
 class CompressionContext:
-    """What methods need besides the model: tokenizer, calibration text, seed.
+    """What methods need besides the model: tokenizer, calibration text, seed, and the uncompressed
+    base model as a teacher for distillation (None: distillation is refused).
 
     ``calibration_used`` collects a description of every calibration batch drawn, for provenance.
     """
@@ -35,6 +36,7 @@ class CompressionContext:
     calibration: CalibrationSource = field(default_factory=CalibrationSource)
     seed: int = 0
     calibration_used: list[str] = field(default_factory=list)
+    teacher: Any = None
 
 
 def compress(model: Any, recipe: Recipe, context: CompressionContext) -> tuple[StepReport, ...]:

@@ -74,3 +74,14 @@ def calibration_batch(tokenizer: Any, source: CalibrationSource, samples: int, s
             f"{needed} needed ({samples} x {seq_len}); use more text or fewer samples"
         )
     return torch.tensor(ids[:needed], dtype=torch.long).view(samples, seq_len)
+
+
+def calibration_tokens(model: Any, context: Any, samples: int, seq_len: int) -> Any:
+    """The calibration batch of a compression step on ``model``'s device, recorded for provenance
+    in ``context.calibration_used`` (``context``: a ``CompressionContext``)."""
+    device = next(model.parameters()).device
+    tokens = calibration_batch(context.tokenizer, context.calibration, samples, seq_len)
+    context.calibration_used.append(
+        f"{context.calibration.description}: {samples} x {seq_len} tokens"
+    )
+    return tokens.to(device)

@@ -4,4 +4,10 @@ The family modules import only pydantic at module level; torch, torchao and bits
 inside the handlers, so listing methods stays cheap.
 """
 
-from agentic_compression.compression import precision, pruning, quantization  # noqa: F401
+from agentic_compression.compression import (  # noqa: F401
+    precision,
+    pruning,
+    quantization,
+    recovery,
+    structured,
+)

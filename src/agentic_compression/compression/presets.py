@@ -10,8 +10,6 @@ from agentic_compression.compression.registry import SearchChoice, choice_step, 
 from agentic_compression.core.runtime_config import GGUF_QUANT_BITS
 from agentic_compression.errors import UserInputError
 
-#: The sparsities at which each unstructured pruning choice is a preset ("wanda-30", "wanda-50").
-PRESET_SPARSITIES = (0.3, 0.5)
 #: Pruning then quantization, the paper's combinations, by preset name.
 COMBINED_PRESETS = (
     ("wanda-30", "int8-weight-only"),
@@ -28,9 +26,9 @@ def _single_step_presets() -> dict[str, tuple[str, list[dict[str, Any]]]]:
         if choice.sweep is None:
             found[_preset_name(choice)] = (choice.label, [choice_step(choice)])
             continue
-        for sparsity in PRESET_SPARSITIES:
-            name = f"{choice.label}-{round(sparsity * 100)}"
-            found[name] = (name, [choice_step(choice, **{choice.sweep: sparsity})])
+        for value in choice.preset_values:
+            name = f"{choice.label}-{round(value * 100)}"
+            found[name] = (name, [choice_step(choice, **{choice.sweep: value})])
     return found
 
 

@@ -18,7 +18,7 @@ from typing import Any, ClassVar, Literal
 
 from pydantic import Field, model_validator
 
-from agentic_compression.compression.calibration import calibration_batch
+from agentic_compression.compression.calibration import calibration_tokens
 from agentic_compression.compression.layers import decoder_blocks, linear_layers
 from agentic_compression.compression.registry import MethodConfig, SearchChoice, register_method
 
@@ -181,15 +181,8 @@ def _activation_aware_prune(
     import torch
 
     device = next(model.parameters()).device
-    tokens = calibration_batch(
-        context.tokenizer,
-        context.calibration,
-        config.calibration_samples,
-        config.calibration_seq_len,
-    ).to(device)
-    context.calibration_used.append(
-        f"{context.calibration.description}: {config.calibration_samples} x "
-        f"{config.calibration_seq_len} tokens"
+    tokens = calibration_tokens(
+        model, context, config.calibration_samples, config.calibration_seq_len
     )
     blocks = decoder_blocks(model)
     inputs = _block_inputs(model, blocks, tokens)

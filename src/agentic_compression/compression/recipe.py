@@ -69,6 +69,17 @@ class Recipe:
             return steps or "base"
         return f"{steps}+{self.runtime.label}" if steps else self.runtime.label
 
+    def segments(self) -> list[tuple[str, Recipe]]:
+        """Consecutive steps grouped by the phase they run in (``compression``, ``training``), each
+        group as a recipe of its own, in order; empty for the empty recipe."""
+        groups: list[tuple[str, list[MethodConfig]]] = []
+        for step in self.steps:
+            if groups and groups[-1][0] == step.phase:
+                groups[-1][1].append(step)
+            else:
+                groups.append((step.phase, [step]))
+        return [(phase, Recipe(tuple(steps))) for phase, steps in groups]
+
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready form; ``runtime`` appears only when it is not the default (torch)."""
         data: dict[str, Any] = {

@@ -45,7 +45,8 @@ class SearchChoice:
     ``slot`` is ``"pruning"`` or ``"precision"`` (a candidate has at most one of each); ``label`` is
     the short form used in recipe names (``wanda-30+int8``); ``bits`` the stored bits per weight
     (precision choices); ``sweep`` names the parameter the space sweeps over its sparsity levels
-    (unstructured pruning) and ``sparsity`` is the fixed sparsity of a choice that has one (2:4);
+    (unstructured and structured pruning) up to ``sweep_max``, and ``sparsity`` is the fixed
+    sparsity of a choice that has one (2:4);
     ``searched`` False keeps a choice out of the default search (a preset only).
     """
 
@@ -59,6 +60,10 @@ class SearchChoice:
     searched: bool = True
     #: The preset's name when it differs from ``label`` (kept for names users already type).
     preset: str | None = None
+    #: The highest swept value a search tries (the space's levels above it are skipped).
+    sweep_max: float = 1.0
+    #: The swept values that are presets too (``wanda-30``, ``wanda-50``).
+    preset_values: tuple[float, ...] = (0.3, 0.5)
 
     @property
     def slot(self) -> str:
@@ -76,6 +81,8 @@ class MethodConfig(BaseModel):
     #: True for steps that store weights in a non-float format; nothing that edits float
     #: weights (pruning) may follow such a step, and a recipe holds at most one.
     quantizes_weights: ClassVar[bool] = False
+    #: The energy-metered phase the step runs in: "training" steps are training in the ledger.
+    phase: ClassVar[str] = "compression"
     #: The runtimes that can serve a model after this step.
     runtimes: ClassVar[tuple[str, ...]] = ALL_RUNTIMES
     #: What planners may pick from this method (none: only hand-written recipes use it).

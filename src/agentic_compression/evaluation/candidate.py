@@ -128,7 +128,9 @@ def evaluate_candidate(
 
     started_at = now()
     energy: list[EnergyReading] = []
-    context = CompressionContext(base.tokenizer, config.calibration, config.seed)
+    context = CompressionContext(
+        base.tokenizer, config.calibration, config.seed, teacher=base.model
+    )
     steps: tuple[StepReport, ...] = ()
     phase = "compression"
 
@@ -154,7 +156,12 @@ def evaluate_candidate(
     workdir = None
     try:
         progress(f"compressing: {recipe.label}")
-        steps = run_phase("compression", lambda: compress(model, recipe, context))
+        for phase_name, segment in recipe.segments():  # training steps are metered as training
+
+            def apply(segment: Recipe = segment) -> tuple[StepReport, ...]:
+                return compress(model, segment, context)
+
+            steps += run_phase(phase_name, apply)
         gc.collect()
         runtime = runtime_for(recipe.runtime)
         workdir = Path(tempfile.mkdtemp(prefix="agentic-artefact-"))

@@ -162,7 +162,8 @@ class OptunaPlanner(Planner):
             else:
                 raw = trial.suggest_categorical("sparsity", dist.choices)
             # Snap float rounding (0.30000000000000004) onto the level it stands for.
-            sparsity = min(self.space.sparsity_levels, key=lambda level: abs(level - raw))
+            # (and onto the levels this pruning choice is searched at).
+            sparsity = min(self.space.levels_for(pruning), key=lambda level: abs(level - raw))
         quantization = trial.suggest_categorical(
             "quantization", distributions["quantization"].choices
         )

@@ -196,9 +196,20 @@ class SearchSpace:
         levels = tuple(sorted({_round_sparsity(s) for s in self.sparsity_levels}))
         if any(not 0.0 < s < 1.0 for s in levels):
             raise ValueError(f"sparsity levels must be in (0, 1), got {levels}")
-        if set(self.pruning) & set(UNSTRUCTURED) and not levels:
-            raise ValueError("unstructured pruning needs at least one sparsity level")
         object.__setattr__(self, "sparsity_levels", levels)
+        for pruning in set(self.pruning) & set(UNSTRUCTURED):
+            if not self.levels_for(pruning):
+                raise ValueError(
+                    f"pruning {pruning!r} needs a sparsity level up to "
+                    f"{_PRUNING_CHOICES[pruning].sweep_max}, got {levels}"
+                )
+
+    def levels_for(self, pruning: str) -> tuple[float, ...]:
+        """The sparsity levels a pruning choice is searched at ((0.0,) for a fixed one)."""
+        if pruning not in UNSTRUCTURED:
+            return (0.0,)
+        top = _PRUNING_CHOICES[pruning].sweep_max
+        return tuple(level for level in self.sparsity_levels if level <= top)
 
     @classmethod
     def for_this_machine(cls, runtimes: Sequence[str] | None = None) -> SearchSpace:
@@ -236,16 +247,13 @@ class SearchSpace:
     def contains(self, point: SpacePoint) -> bool:
         if point.pruning not in self.pruning or point.quantization not in self.quantizations:
             return False
-        if point.pruning in UNSTRUCTURED:
-            return point.sparsity in self.sparsity_levels
-        return point.sparsity == 0.0
+        return point.sparsity in self.levels_for(point.pruning)
 
     def grid(self) -> list[SpacePoint]:
         """Every point, in a fixed order (pruning, then sparsity, then quantization)."""
         points = []
         for pruning in self.pruning:
-            levels = self.sparsity_levels if pruning in UNSTRUCTURED else (0.0,)
-            for sparsity, quant in itertools.product(levels, self.quantizations):
+            for sparsity, quant in itertools.product(self.levels_for(pruning), self.quantizations):
                 points.append(SpacePoint(pruning, sparsity, quant))
         return points
 

@@ -1,0 +1,143 @@
+"""Recovery training after pruning: LoRA (PEFT) with optional knowledge distillation, merged back.
+
+``lora_recovery`` trains low-rank adapters on every linear layer of the decoder blocks for ``steps``
+optimiser steps on training text, then merges them into the weights, so the result is a plain model
+any runtime can take (GGUF, ONNX, vLLM). The loss is cross-entropy on the next token, mixed with
+knowledge distillation from the uncompressed base model when ``distill_weight`` > 0:
+``(1 - w) * CE + w * T^2 * KL(teacher_T || student_T)`` on the logits at temperature ``T``.
+
+Training text is the calibration source (the shipped GSM8K *train* text or ``--calibration-file``),
+never evaluation text. With ``keep_sparsity`` (the default) the merged update is masked with the
+weights' zero pattern, so a pruned model stays exactly as sparse (2:4 stays 2:4). The step runs as its
+own ``training`` phase, so its time and energy appear as training in the search's ledger.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any, ClassVar
+
+from pydantic import Field
+
+from agentic_compression.compression.calibration import calibration_tokens
+from agentic_compression.compression.layers import decoder_blocks, linear_layers
+from agentic_compression.compression.registry import MethodConfig, register_method
+from agentic_compression.errors import MethodUnavailableError
+
+#: At most this many distinct training sequences are drawn; longer runs cycle through them.
+_MAX_SEQUENCES = 2048
+
+
+class LoraRecovery(MethodConfig):
+    """LoRA fine-tuning of the compressed model (optionally distilled from the base), merged back."""
+
+    method: ClassVar[str] = "lora_recovery"
+    family: ClassVar[str] = "recovery"
+    phase: ClassVar[str] = "training"
+    summary: ClassVar[str] = (
+        "LoRA recovery training (PEFT), optional distillation from the base model; merged back"
+    )
+
+    steps: int = Field(100, ge=1, le=100_000)
+    learning_rate: float = Field(5e-4, gt=0.0, le=1.0)
+    rank: int = Field(16, ge=1, le=512)
+    alpha: int = Field(32, ge=1)
+    batch_size: int = Field(4, ge=1, le=256)
+    seq_len: int = Field(128, ge=16, le=8192)
+    distill_weight: float = Field(0.0, ge=0.0, le=1.0)
+    temperature: float = Field(1.0, gt=0.0, le=100.0)
+    keep_sparsity: bool = True
+
+
+def _distillation_loss(student: Any, teacher: Any, temperature: float) -> Any:
+    import torch.nn.functional as F
+
+    t = temperature
+    log_student = F.log_softmax(student.float() / t, dim=-1)
+    log_teacher = F.log_softmax(teacher.float() / t, dim=-1)
+    kl = F.kl_div(log_student, log_teacher, log_target=True, reduction="none").sum(-1)
+    return kl.mean() * t * t
+
+
+@register_method(LoraRecovery)
+def apply_lora_recovery(model: Any, config: LoraRecovery, context: Any) -> str:
+    import torch
+    from peft import LoraConfig, get_peft_model
+
+    teacher: Any = getattr(context, "teacher", None)
+    if config.distill_weight > 0 and teacher is None:
+        raise MethodUnavailableError("distillation needs the base model as teacher; none given")
+    if any(
+        p.dtype not in (torch.float32, torch.bfloat16, torch.float16) for p in model.parameters()
+    ):
+        raise MethodUnavailableError(
+            "lora_recovery trains float weights; put it before the quantization step"
+        )
+    layers = dict(linear_layers(decoder_blocks(model)))
+    masks = {}
+    if config.keep_sparsity:
+        masks = {name: layer.weight != 0 for name, layer in layers.items()}
+        masks = {name: m for name, m in masks.items() if not bool(m.all())}
+    sequences = min(config.steps * config.batch_size, _MAX_SEQUENCES)
+    tokens = calibration_tokens(model, context, sequences, config.seq_len)
+    targets = sorted({name.rsplit(".", 1)[-1] for name in layers})
+    peft_model = get_peft_model(
+        model,
+        LoraConfig(r=config.rank, lora_alpha=config.alpha, lora_dropout=0.0,
+                   target_modules=targets, bias="none"),
+    )  # fmt: skip
+    trainable = [p for p in peft_model.parameters() if p.requires_grad]
+    optimizer = torch.optim.AdamW(trainable, lr=config.learning_rate, weight_decay=0.0)
+    warmup = max(1, config.steps // 10)
+
+    def schedule(step: int) -> float:  # linear warm-up, cosine decay to 10%
+        if step < warmup:
+            return (step + 1) / warmup
+        progress = (step - warmup) / max(1, config.steps - warmup)
+        return 0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * progress))
+
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, schedule)
+    generator = torch.Generator().manual_seed(getattr(context, "seed", 0))
+    order = torch.randperm(sequences, generator=generator)
+    first_loss = last_loss = float("nan")
+    peft_model.train()
+    with torch.enable_grad():
+        for step in range(config.steps):
+            picks = [
+                order[(step * config.batch_size + i) % sequences] for i in range(config.batch_size)
+            ]
+            batch = tokens[torch.stack(picks)]
+            out = peft_model(input_ids=batch, labels=batch, use_cache=False)
+            loss = out.loss
+            if config.distill_weight > 0:
+                with torch.no_grad():
+                    target = teacher(input_ids=batch, use_cache=False).logits
+                kd = _distillation_loss(out.logits[:, :-1], target[:, :-1], config.temperature)
+                loss = (1 - config.distill_weight) * loss + config.distill_weight * kd
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(trainable, 1.0)
+            optimizer.step()
+            scheduler.step()
+            first_loss = float(loss) if step == 0 else first_loss
+            last_loss = float(loss)
+    peft_model.eval()
+    merged = peft_model.merge_and_unload()
+    if merged is not model:
+        raise RuntimeError("PEFT returned a new model object; cannot merge in place")
+    model.eval()
+    for name, layer in dict(linear_layers(decoder_blocks(model))).items():
+        layer.weight.requires_grad_(False)
+        if name in masks:
+            layer.weight.mul_(masks[name].to(layer.weight.dtype))
+    kind = (
+        f"distilled (w={config.distill_weight}, T={config.temperature})"
+        if teacher is not None and config.distill_weight > 0
+        else "cross-entropy"
+    )
+    return (
+        f"lora_recovery: {config.steps} steps x {config.batch_size} x {config.seq_len} tokens, "
+        f"rank {config.rank} on {', '.join(targets)}, {kind}; loss {first_loss:.3f} -> "
+        f"{last_loss:.3f}; merged{', sparsity kept' if masks else ''}; "
+        f"training text {context.calibration_used[-1]}"
+    )
