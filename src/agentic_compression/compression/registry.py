@@ -15,8 +15,8 @@ into configs and never executed.
 
 Example:
     >>> from agentic_compression.compression.registry import search_choices
-    >>> [(c.name, c.label, c.bits) for c in search_choices("precision")][:3]
-    [('fp32', 'fp32', 32.0), ('bf16', 'bf16', 16.0), ('int8_weight_only', 'int8', 8.0)]
+    >>> [(c.name, c.label, c.bits) for c in search_choices("precision")][2:5]
+    [('fp16', 'fp16', 16), ('int8_weight_only', 'int8', 8), ('int8_dynamic', 'int8-dynamic', 8)]
 """
 
 from __future__ import annotations

@@ -419,9 +419,9 @@ def select(
     Weights for names outside ``objectives`` are ignored (presets work with any subset
     of the default objectives). Ties go to the smallest id. None if nothing feasible.
 
-    >>> objs = (Objective("accuracy", "maximize"), Objective("co2_kg", "minimize"))
-    >>> pts = [Point("big", {"accuracy": 0.9, "co2_kg": 5.0}),
-    ...        Point("small", {"accuracy": 0.8, "co2_kg": 1.0})]
+    >>> objs = (Objective("accuracy", "maximize"), Objective("co2_kg_per_1k_tokens", "minimize"))
+    >>> pts = [Point("big", {"accuracy": 0.9, "co2_kg_per_1k_tokens": 5.0}),
+    ...        Point("small", {"accuracy": 0.8, "co2_kg_per_1k_tokens": 1.0})]
     >>> [select(pts, objs, SELECTION_PRESETS[k]).id for k in ("accuracy", "carbon")]
     ['big', 'small']
     """
