@@ -130,13 +130,15 @@ def retry_after_seconds(error: BaseException) -> float | None:
 
 
 def method_catalogue() -> list[dict[str, Any]]:
-    """Every registered method with its family, summary and parameter JSON schema."""
+    """Every registered method with its family, summary, parameter JSON schema and the runtimes
+    that can serve its output (from the registry)."""
     return [
         {
             "method": name,
             "family": spec.config_cls.family,
             "summary": spec.config_cls.summary,
             "quantizes_weights": spec.config_cls.quantizes_weights,
+            "runtimes": list(spec.config_cls.runtimes),
             "parameters": spec.config_cls.model_json_schema().get("properties", {}),
         }
         for name, spec in registered_methods().items()
