@@ -200,3 +200,44 @@ def test_search_space_spans_runtimes() -> None:
     torch_only = SearchSpace.for_this_machine(("torch",))
     assert not any(q.startswith("gguf-") for q in torch_only.quantizations)
     assert torch_only.from_recipe(recipe) is None
+
+
+@pytest.mark.parametrize(("kv_cache", "expected"), [("q8_0", 8.5 / 16), ("q4_0", 4.5 / 16)])
+def test_quantized_kv_cache_shrinks_the_cache_as_llamacpp_measures_it(
+    kv_cache, expected, embedded_tokenizer, tmp_path
+) -> None:  # type: ignore[no-untyped-def]
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    from agentic_compression.runtimes.llamacpp_lib import LlamaCppModel
+
+    # head_dim 32: llama.cpp's quantized caches need it to be a multiple of their block (32)
+    config = LlamaConfig(
+        vocab_size=len(embedded_tokenizer), hidden_size=64, intermediate_size=128,
+        num_hidden_layers=2, num_attention_heads=2, num_key_value_heads=1,
+        max_position_embeddings=512, tie_word_embeddings=True,
+    )  # fmt: skip
+    path = tmp_path / "m.gguf"
+    model = LlamaForCausalLM(config).eval()
+    export_gguf(model, embedded_tokenizer, path, "F16", tokenizer_gguf=EMBEDDED_GGUF)
+    tokens = list(range(100, 100 + 480))
+    sizes = {}
+    for kind in ("f16", kv_cache):
+        llm = LlamaCppModel(path, threads=1, context=512, batch=512, kv_cache=kind)
+        llm.next_token_logprobs(tokens)
+        assert llm.cached_tokens == len(tokens)
+        sizes[kind] = llm.cache_bytes()
+        llm.close()
+    # The serialised state also holds each cell's position and sequence ids, a fixed cost per
+    # cell that weighs more in this 32-wide toy cache than in a real model's.
+    assert expected <= sizes[kv_cache] / sizes["f16"] <= expected * 1.15
+
+
+def test_a_cache_type_the_model_cannot_hold_says_why(
+    tiny_llama, embedded_tokenizer, tmp_path
+) -> None:  # type: ignore[no-untyped-def]
+    from agentic_compression.runtimes.llamacpp_lib import LlamaCppModel
+
+    path = tmp_path / "m.gguf"
+    export_gguf(tiny_llama, embedded_tokenizer, path, "F16", tokenizer_gguf=EMBEDDED_GGUF)
+    with pytest.raises(RuntimeError, match="does not divide n_embd_head_k=16"):
+        LlamaCppModel(path, threads=1, context=512, batch=512, kv_cache="q8_0")

@@ -88,6 +88,8 @@ def _silence(ffi: Any, lib: Any) -> None:
 
 def _last_errors() -> str:
     lines = [line for line in RECENT_LOG if "error" in line.lower() or "failed" in line.lower()]
+    if not lines:  # llama.cpp does not always say "error": its last non-empty line says why
+        lines = [line for line in RECENT_LOG if line.strip(" .")][-1:]
     return "; ".join(lines[-3:]) or "no error logged"
 
 
@@ -235,6 +237,7 @@ class LlamaCppModel:
         self._ctx = lib.llama_init_from_model(self._model, ctx_params)
         if self._ctx == ffi.NULL:
             lib.llama_model_free(self._model)
+            self._ctx = None
             raise RuntimeError(f"llama.cpp could not create a context for {path}: {_last_errors()}")
         self._vocab = lib.llama_model_get_vocab(self._model)
         self.n_vocab = int(lib.llama_vocab_n_tokens(self._vocab))
@@ -276,6 +279,15 @@ class LlamaCppModel:
         return bool(self._lib.llama_vocab_is_eog(self._vocab, token))
 
     # ------------------------------------------------------------------ evaluation
+
+    def cache_bytes(self) -> int:
+        """Bytes of this sequence's K/V cells as llama.cpp serialises them (in the cache's type):
+        what the tokens now in the cache occupy, measured by llama.cpp, not computed here."""
+        return int(self._lib.llama_state_seq_get_size(self._ctx, 0))
+
+    @property
+    def cached_tokens(self) -> int:
+        return len(self._cached)
 
     def _forget_from(self, position: int) -> None:
         memory = self._lib.llama_get_memory(self._ctx)
