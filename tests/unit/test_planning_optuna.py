@@ -180,3 +180,22 @@ def test_random_planner_is_seeded_and_never_repeats() -> None:
     proposals = RandomPlanner(seed=0, space=space).propose([], PlanningGoal(), count=5)
     assert sorted(p.recipe.label for p in proposals) == ["fp32", "nf4"]
     assert proposals[0].planner == "random" and "uniform random (seed 0)" in proposals[0].reasoning
+
+
+def test_each_swept_pruning_choice_has_its_own_sparsity_range() -> None:
+    space = SearchSpace(pruning=("none", "wanda", "drop-layers"), quantizations=("fp32", "bf16"))
+    distributions = OptunaPlanner(space=space, seed=0)._distributions()
+    assert (distributions["sparsity"].low, distributions["sparsity"].high) == (0.1, 0.7)
+    dropped = distributions["sparsity:drop-layers"]
+    assert (dropped.low, dropped.high, dropped.step) == (0.1, 0.3, 0.1)
+    planner = OptunaPlanner(space=space, seed=0, use_seeds=False, n_startup_trials=4)
+    history: list[TrialOutcome] = []
+    while len(history) < 12:
+        for proposal in planner.propose(history, PlanningGoal(), 3):
+            point = space.from_recipe(proposal.recipe)
+            assert point is not None and space.contains(point)
+            history.append(TrialOutcome(len(history), proposal.recipe, "ok", {"accuracy": 0.5,
+                "latency_ms": 10.0 + len(history), "memory_bytes": 1e8,
+                "energy_kwh_per_1k_tokens": 1e-5, "co2_kg_per_1k_tokens": 4e-6}))  # fmt: skip
+    levels = {space.from_recipe(o.recipe).sparsity for o in history}  # type: ignore[union-attr]
+    assert {0.1, 0.2, 0.3} <= levels

@@ -76,6 +76,17 @@ def calibration_batch(tokenizer: Any, source: CalibrationSource, samples: int, s
     return torch.tensor(ids[:needed], dtype=torch.long).view(samples, seq_len)
 
 
+def calibration_capacity(tokenizer: Any, source: CalibrationSource, seq_len: int) -> int:
+    """How many sequences of ``seq_len`` tokens the whole of ``source`` holds (as
+    :func:`calibration_batch` cuts them)."""
+    separator = 0 if tokenizer.eos_token_id is None else 1
+    total = sum(
+        len(tokenizer(text, add_special_tokens=False).input_ids) + separator
+        for text in source.texts()
+    )
+    return total // seq_len
+
+
 def calibration_tokens(model: Any, context: Any, samples: int, seq_len: int) -> Any:
     """The calibration batch of a compression step on ``model``'s device, recorded for provenance
     in ``context.calibration_used`` (``context``: a ``CompressionContext``)."""

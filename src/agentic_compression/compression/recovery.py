@@ -7,8 +7,10 @@ knowledge distillation from the uncompressed base model when ``distill_weight`` 
 ``(1 - w) * CE + w * T^2 * KL(teacher_T || student_T)`` on the logits at temperature ``T``.
 
 Training text is the calibration source (the shipped GSM8K *train* text or ``--calibration-file``),
-never evaluation text. With ``keep_sparsity`` (the default) the merged update is masked with the
-zero pattern of every pruned layer (1% of its weights or more exactly zero), so a pruned model stays exactly as sparse (2:4 stays 2:4). The step runs as its
+never evaluation text. With ``keep_sparsity`` (the default) the zeros of every pruned layer (1% of its
+weights or more exactly zero) are restored after the merge, so a pruned model stays exactly as sparse
+(2:4 stays 2:4); the adapters train unmasked, so the restored model can lose a little of what the
+reported loss shows (``keep_sparsity=false`` keeps the whole update, dense). The step runs as its
 own ``training`` phase, so its time and energy appear as training in the search's ledger.
 """
 
@@ -19,7 +21,7 @@ from typing import Any, ClassVar
 
 from pydantic import Field
 
-from agentic_compression.compression.calibration import calibration_tokens
+from agentic_compression.compression.calibration import calibration_capacity, calibration_tokens
 from agentic_compression.compression.layers import decoder_blocks, linear_layers
 from agentic_compression.compression.registry import MethodConfig, register_method
 from agentic_compression.errors import MethodUnavailableError
@@ -40,7 +42,7 @@ class LoraRecovery(MethodConfig):
         "LoRA recovery training (PEFT), optional distillation from the base model; merged back"
     )
 
-    steps: int = Field(100, ge=1, le=100_000)
+    steps: int = Field(100, ge=1, le=5000)
     learning_rate: float = Field(5e-4, gt=0.0, le=1.0)
     rank: int = Field(16, ge=1, le=512)
     alpha: int = Field(32, ge=1)
@@ -80,7 +82,15 @@ def apply_lora_recovery(model: Any, config: LoraRecovery, context: Any) -> str:
     if config.keep_sparsity:  # layers pruned before (1% or more zeros; not a stray exact zero)
         masks = {name: layer.weight != 0 for name, layer in layers.items()}
         masks = {name: m for name, m in masks.items() if float(m.float().mean()) <= _PRUNED}
-    sequences = min(config.steps * config.batch_size, _MAX_SEQUENCES)
+    available = calibration_capacity(context.tokenizer, context.calibration, config.seq_len)
+    if available < config.batch_size:
+        raise MethodUnavailableError(
+            f"lora_recovery needs {config.batch_size} sequences of {config.seq_len} tokens; the "
+            f"training text ({context.calibration.description}) holds {available}; use a shorter "
+            "seq_len or more text (--calibration-file)"
+        )
+    # Longer runs cycle through the distinct sequences (reported in the step summary).
+    sequences = min(config.steps * config.batch_size, _MAX_SEQUENCES, available)
     tokens = calibration_tokens(model, context, sequences, config.seq_len)
     targets = sorted({name.rsplit(".", 1)[-1] for name in layers})
     peft_model = get_peft_model(
@@ -124,6 +134,8 @@ def apply_lora_recovery(model: Any, config: LoraRecovery, context: Any) -> str:
             first_loss = float(loss) if step == 0 else first_loss
             last_loss = float(loss)
     peft_model.eval()
+    # The adapters trained on every weight; the zeros of pruned layers are restored after the
+    # merge, so the evaluated model can differ a little from the one whose loss is reported.
     merged = peft_model.merge_and_unload()
     if merged is not model:
         raise RuntimeError("PEFT returned a new model object; cannot merge in place")
@@ -138,8 +150,9 @@ def apply_lora_recovery(model: Any, config: LoraRecovery, context: Any) -> str:
         else "cross-entropy"
     )
     return (
-        f"lora_recovery: {config.steps} steps x {config.batch_size} x {config.seq_len} tokens, "
+        f"lora_recovery: {config.steps} steps x {config.batch_size} x {config.seq_len} tokens "
+        f"({sequences} distinct sequences), "
         f"rank {config.rank} on {', '.join(targets)}, {kind}; loss {first_loss:.3f} -> "
-        f"{last_loss:.3f}; merged{', sparsity kept' if masks else ''}; "
+        f"{last_loss:.3f}; merged{', zeros of pruned layers restored' if masks else ''}; "
         f"training text {context.calibration_used[-1]}"
     )

@@ -1,7 +1,8 @@
 """The method registry: every compression method's config, handler and search facets, in one place.
 
 A method is a frozen, validated :class:`MethodConfig` (pydantic) registered once, with its handler,
-by the module of its family (``pruning``, ``quantization``, ``precision``). Each config also declares
+by the module of its family (``pruning`` and ``structured`` pruning, ``recovery`` training,
+``quantization``, ``precision``). Each config also declares
 what the rest of the product needs to know about it, so nothing restates it elsewhere:
 
 - ``runtimes``: which runtimes can serve a model after this step (a torchao or bitsandbytes

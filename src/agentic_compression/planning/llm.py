@@ -145,6 +145,26 @@ def method_catalogue() -> list[dict[str, Any]]:
     ]
 
 
+def runtime_catalogue() -> list[dict[str, Any]]:
+    """Every runtime with its settings' JSON schema and whether it is installed here."""
+    from agentic_compression.core.runtime_config import RUNTIME_CONFIGS
+    from agentic_compression.runtimes import installed_runtimes
+
+    installed = installed_runtimes()
+    return [
+        {
+            "runtime": name,
+            "installed": name in installed,
+            "settings": {
+                key: value
+                for key, value in cls.model_json_schema().get("properties", {}).items()
+                if key != "name"
+            },
+        }
+        for name, cls in RUNTIME_CONFIGS.items()
+    ]
+
+
 def _trial_line(outcome: TrialOutcome) -> dict[str, Any]:
     line: dict[str, Any] = {
         "trial": outcome.number,
@@ -169,9 +189,12 @@ def build_prompt(
         "max_latency_ms": goal.max_latency_ms,
     }
     sections = [
-        "## Compression methods (a recipe is an ordered list of steps; pruning and casts come "
-        "first, then at most one step with quantizes_weights=true, last)",
+        "## Compression methods (a recipe is an ordered list of steps; pruning, recovery training "
+        "and casts come first, then at most one step with quantizes_weights=true, last; a recipe "
+        "may name the runtime that serves it, and only steps listing that runtime may precede it)",
         json.dumps(method_catalogue(), indent=1),
+        '## Runtimes (a recipe\'s optional "runtime" object: name plus settings; default torch)\n'
+        + json.dumps(runtime_catalogue(), indent=1),
         f"## Goal\n{goal.objective}",
         "## Constraints (null = none)\n"
         + json.dumps({k: v for k, v in constraints.items()}, indent=1),
@@ -185,7 +208,8 @@ def build_prompt(
         f"## Your task\nPropose up to {count} NEW recipes (never one already tried). Reply with only "
         'this JSON object: {"reasoning": "<why these recipes, from the measurements>", '
         '"recipes": [{"name": "<short readable name>", "steps": [{"method": "<method>", '
-        '"<parameter>": <value>}]}]}'
+        '"<parameter>": <value>}], "runtime": {"name": "<runtime>", "<setting>": <value>}}]} '
+        '("runtime" may be left out: PyTorch eager)'
     )
     return "\n\n".join(sections)
 

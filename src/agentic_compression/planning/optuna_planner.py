@@ -39,6 +39,12 @@ from agentic_compression.planning.base import Planner, PlanningGoal, Proposal, T
 from agentic_compression.planning.space import UNSTRUCTURED, SearchSpace, SpacePoint
 
 
+def _sparsity_param(pruning: str) -> str:
+    """The Optuna parameter holding a swept pruning choice's sparsity ("sparsity" for Wanda and
+    magnitude, as before structured pruning existed; "sparsity:<choice>" for the others)."""
+    return "sparsity" if pruning in ("wanda", "magnitude") else f"sparsity:{pruning}"
+
+
 @dataclass(frozen=True)
 class _Replay:
     """What replaying the history found, for the reasoning text."""
@@ -126,28 +132,37 @@ class OptunaPlanner(Planner):
     # ------------------------------------------------------------------ parameters
 
     def _distributions(self) -> dict[str, Any]:
+        """Pruning and quantization choices, and one sparsity parameter per swept pruning choice
+        over that choice's own levels (a conditional space: no snapping of out-of-range draws)."""
         from optuna.distributions import CategoricalDistribution, FloatDistribution
 
-        levels = self.space.sparsity_levels
-        steps = {round(b - a, 6) for a, b in itertools.pairwise(levels)}
-        sparsity: Any
-        if len(steps) <= 1 and levels:
-            # Evenly spaced levels: a stepped float keeps their order, which TPE can exploit.
-            step = steps.pop() if steps else None
-            sparsity = FloatDistribution(levels[0], levels[-1], step=step)
-        else:
-            sparsity = CategoricalDistribution(levels)
-        return {
+        distributions: dict[str, Any] = {
             "pruning": CategoricalDistribution(self.space.pruning),
-            "sparsity": sparsity,
             "quantization": CategoricalDistribution(self.space.quantizations),
         }
+        for pruning in self.space.pruning:
+            if pruning not in UNSTRUCTURED:
+                continue
+            levels = self.space.levels_for(pruning)
+            steps = {round(b - a, 6) for a, b in itertools.pairwise(levels)}
+            if len(steps) <= 1:
+                # Evenly spaced levels: a stepped float keeps their order, which TPE can exploit.
+                step = steps.pop() if steps else None
+                low, high = levels[0], levels[-1]
+                distributions[_sparsity_param(pruning)] = (
+                    FloatDistribution(low, high, step=step)
+                    if high > low
+                    else CategoricalDistribution(levels)
+                )
+            else:
+                distributions[_sparsity_param(pruning)] = CategoricalDistribution(levels)
+        return distributions
 
     @staticmethod
     def _params(point: SpacePoint) -> dict[str, Any]:
         params: dict[str, Any] = {"pruning": point.pruning, "quantization": point.quantization}
         if point.pruning in UNSTRUCTURED:
-            params["sparsity"] = point.sparsity
+            params[_sparsity_param(point.pruning)] = point.sparsity
         return params
 
     def _suggest(self, trial: Any, distributions: Mapping[str, Any]) -> SpacePoint:
@@ -156,13 +171,13 @@ class OptunaPlanner(Planner):
         pruning = trial.suggest_categorical("pruning", distributions["pruning"].choices)
         sparsity = 0.0
         if pruning in UNSTRUCTURED:
-            dist = distributions["sparsity"]
+            name = _sparsity_param(pruning)
+            dist = distributions[name]
             if isinstance(dist, FloatDistribution):
-                raw = trial.suggest_float("sparsity", dist.low, dist.high, step=dist.step)
+                raw = trial.suggest_float(name, dist.low, dist.high, step=dist.step)
             else:
-                raw = trial.suggest_categorical("sparsity", dist.choices)
+                raw = trial.suggest_categorical(name, dist.choices)
             # Snap float rounding (0.30000000000000004) onto the level it stands for.
-            # (and onto the levels this pruning choice is searched at).
             sparsity = min(self.space.levels_for(pruning), key=lambda level: abs(level - raw))
         quantization = trial.suggest_categorical(
             "quantization", distributions["quantization"].choices

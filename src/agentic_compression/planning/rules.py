@@ -53,8 +53,11 @@ KEYWORD_SEEDS: tuple[tuple[tuple[str, ...], tuple[BitsSparsity, ...]], ...] = (
 )
 DEFAULT_SEEDS: tuple[BitsSparsity, ...] = ((8, 0.3), (4, 0.5), (16, 0.1))
 DYNAMIC_START: BitsSparsity = (8, 0.0)
-#: Reads any recipe of the default space (int4 included) into (bits, sparsity).
-_VOCABULARY = SearchSpace(quantizations=tuple(QUANTIZATION_STEPS))
+#: Reads any recipe of the older vocabulary's space (unstructured and 2:4 pruning, every precision,
+#: int4 included) into (bits, sparsity); structured pruning has no (bits, sparsity) reading.
+_VOCABULARY = SearchSpace(
+    pruning=("none", "magnitude", "wanda", "nm-2:4"), quantizations=tuple(QUANTIZATION_STEPS)
+)
 
 
 def _sparsity(value: float) -> float:

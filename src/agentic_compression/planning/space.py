@@ -1,7 +1,8 @@
 """The search space of the offline planners: recipes <-> a few named parameters.
 
-A point of the space is a :class:`SpacePoint`: a pruning method (``none``, ``magnitude``, ``wanda``
-or ``nm-2:4``), a sparsity for the unstructured methods, and one precision/quantization choice, which
+A point of the space is a :class:`SpacePoint`: a pruning choice (``none``, ``magnitude``, ``wanda``,
+``nm-2:4``, and the structured ``mlp-channels`` and ``drop-layers``), a sparsity (the fraction removed)
+for the swept ones, within each choice's own range, and one precision/quantization choice, which
 also says where the candidate is served: PyTorch eager (``fp32``, ``bf16``, ``int8_weight_only``,
 ``int8_dynamic``, ``nf4``, ``fp4``, ``bnb_8bit``, and ``int4_weight_only`` where CUDA is available)
 or llama.cpp with the weights exported in a GGUF type (``gguf-f16``, ``gguf-q8_0``, ``gguf-q4_k_m``

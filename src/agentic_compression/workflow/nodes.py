@@ -23,7 +23,11 @@ from typing import Any, Protocol, runtime_checkable
 
 from agentic_compression.compression.recipe import Recipe
 from agentic_compression.core.metrics import EnergyReading
-from agentic_compression.core.objectives import MissingObjectiveError, objective_values
+from agentic_compression.core.objectives import (
+    MissingObjectiveError,
+    objective_values,
+    upgrade_objectives,
+)
 from agentic_compression.core.provenance import now
 from agentic_compression.errors import AgenticCompressionError
 from agentic_compression.planning.base import Planner, TrialOutcome
@@ -72,7 +76,7 @@ def _outcome(trial: TrialSummary) -> TrialOutcome:
         number=trial["number"],
         recipe=Recipe.from_dict(trial["recipe"]),
         status=trial["status"],
-        objectives=dict(trial["objectives"] or {}),
+        objectives=upgrade_objectives(trial["objectives"]) or {},
         feasible=trial["feasible"],
         error=trial["error"],
     )
@@ -244,7 +248,12 @@ def evaluate(
 
 def measured(trials: list[TrialSummary]) -> list[tuple[str, dict[str, float]]]:
     """``(candidate id, objectives)`` of the trials that have objective values."""
-    return [(t["candidate_id"], t["objectives"]) for t in trials if t["objectives"] is not None]
+    # Checkpoints written before the objectives carried their units hold the older names.
+    return [
+        (t["candidate_id"], upgrade_objectives(t["objectives"]) or {})
+        for t in trials
+        if t["objectives"] is not None
+    ]
 
 
 def update_pareto(state: SearchState, context: RunContext) -> dict[str, Any]:
