@@ -14,6 +14,9 @@ perplexity (WikiText-2 test, 16 x 512 tokens), ARC-Easy acc and HellaSwag acc_no
 each, 0-shot, from ``../shared/benchmarks``), decode ms/token p50/p90 (128-token prompt, 32 new tokens,
 1 warm-up + 5 repeats), energy per 1k tokens (CodeCarbon's estimate on this machine).
 
+Its rows are measured one after another, so a slow minute of the machine lands on one row's latency;
+``structured_latency.py`` times the same candidates interleaved and is the figure to quote for speed.
+
 Headline keys, per runtime: ``size_cut`` (1 - pruned size / unpruned size in that runtime) and
 ``decode_speedup`` (unpruned decode p50 / pruned decode p50) for each structured recipe.
 """
