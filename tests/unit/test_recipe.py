@@ -50,7 +50,10 @@ def test_known_methods_are_registered() -> None:
         ([{"method": "nm", "n": 4, "m": 4}], "n must be smaller than m"),
         ([{"method": "bnb_4bit", "quant_type": "nf3"}], "quant_type"),
         ([{"sparsity": 0.5}], "'method' key"),
-        ([{"method": "int8_weight_only"}, {"method": "wanda"}], "put pruning and casts before"),
+        (
+            [{"method": "int8_weight_only"}, {"method": "wanda"}],
+            "put pruning, recovery training and casts before",
+        ),
         ([{"method": "bnb_4bit"}, {"method": "int8_weight_only"}], "after quantization step"),
     ],
 )

@@ -54,7 +54,7 @@ class Recipe:
             if quantized_by is not None:
                 raise UserInputError(
                     f"step {index} {step.method!r} comes after quantization step {quantized_by!r}; "
-                    "put pruning and casts before the single quantization step"
+                    "put pruning, recovery training and casts before the single quantization step"
                 )
             if step.quantizes_weights:
                 quantized_by = step.method
