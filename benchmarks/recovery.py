@@ -23,7 +23,7 @@ import os
 import time
 from typing import Any
 
-from runtime_table import RESULTS, SHARED, TASKS, _row
+from runtime_table import RESULTS, _row, table_config, warm_up_process
 
 WANDA = {"method": "wanda", "sparsity": 0.5}
 LORA = {"method": "lora_recovery", "steps": 200, "batch_size": 4, "seq_len": 128}
@@ -39,35 +39,17 @@ CANDIDATES: dict[str, list[dict[str, Any]]] = {
 def main() -> None:
     from agentic_compression.carbon.energy_meter import CodeCarbonMeter
     from agentic_compression.cli.app import _quiet_libraries
-    from agentic_compression.compression import preset
     from agentic_compression.compression.recipe import Recipe
     from agentic_compression.core.provenance import machine_summary
-    from agentic_compression.evaluation.accuracy import AccuracyConfig, TaskSpec
-    from agentic_compression.evaluation.candidate import MeasureConfig, evaluate_candidate
-    from agentic_compression.evaluation.latency import LatencyConfig
-    from agentic_compression.evaluation.perplexity import PerplexityConfig
+    from agentic_compression.evaluation.candidate import evaluate_candidate
     from agentic_compression.models import load_model
 
     _quiet_libraries()
     load_before = os.getloadavg()
     base = load_model("smollm2-135m")
     meter = CodeCarbonMeter("USA")
-    config = MeasureConfig(
-        latency=LatencyConfig(prompt_tokens=128, new_tokens=32, warmup=1, repeats=3),
-        perplexity=PerplexityConfig(seq_len=512, windows=16),
-        accuracy=AccuracyConfig(
-            tasks=tuple(TaskSpec(task, metric=metric) for task, metric in TASKS.items()),
-            data_dir=SHARED,
-            limit=200,
-            num_fewshot=0,
-        ),
-    )
-    evaluate_candidate(
-        base,
-        preset("fp32"),
-        MeasureConfig(latency=LatencyConfig(new_tokens=8, repeats=1), perplexity=None),
-        meter,
-    )
+    config = table_config(repeats=3)
+    warm_up_process(base, meter)
     machine = machine_summary()
     machine.update(loadavg_before=[round(x, 2) for x in load_before])
     rows: list[dict[str, Any]] = []

@@ -50,10 +50,7 @@ def main() -> None:
     from agentic_compression.cli.app import _quiet_libraries
     from agentic_compression.compression import preset
     from agentic_compression.core.provenance import machine_summary
-    from agentic_compression.evaluation.accuracy import AccuracyConfig, TaskSpec
-    from agentic_compression.evaluation.candidate import MeasureConfig, evaluate_candidate
-    from agentic_compression.evaluation.latency import LatencyConfig
-    from agentic_compression.evaluation.perplexity import PerplexityConfig
+    from agentic_compression.evaluation.candidate import evaluate_candidate
     from agentic_compression.models import load_model
     from agentic_compression.runtimes.llamacpp_lib import build_info, is_installed
 
@@ -73,21 +70,8 @@ def main() -> None:
         meter: Any = make_energy_meter("USA", prefer="nvml")
     else:
         meter = CodeCarbonMeter("USA")
-    accuracy = AccuracyConfig(
-        tasks=tuple(TaskSpec(task, metric=metric) for task, metric in TASKS.items()),
-        data_dir=SHARED,
-        limit=200,
-        num_fewshot=0,
-        cache_path=None if gpu else RESULTS / ".runtime_table_cache.sqlite",
-    )
-    config = MeasureConfig(
-        latency=LatencyConfig(prompt_tokens=128, new_tokens=32, warmup=1, repeats=5),
-        perplexity=PerplexityConfig(seq_len=512, windows=16),
-        accuracy=accuracy,
-    )
-    # An untimed candidate first: the first forward passes of a process pay one-off costs.
-    warmup = MeasureConfig(latency=LatencyConfig(new_tokens=8, repeats=1), perplexity=None)
-    evaluate_candidate(base, preset("fp32"), warmup, meter)
+    config = table_config(cache_path=None if gpu else RESULTS / ".runtime_table_cache.sqlite")
+    warm_up_process(base, meter)
     machine = machine_summary()
     machine.update(
         loadavg_before=[round(x, 2) for x in load_before],
@@ -112,6 +96,38 @@ def main() -> None:
         )
         (RESULTS / f"{stem}.md").write_text(markdown(machine, summary, rows))
     print((RESULTS / f"{stem}.md").read_text())
+
+
+def table_config(repeats: int = 5, cache_path: Path | None = None) -> Any:
+    """The table's measurement settings (see the module docstring); shared by the benchmarks that
+    compare with it."""
+    from agentic_compression.evaluation.accuracy import AccuracyConfig, TaskSpec
+    from agentic_compression.evaluation.candidate import MeasureConfig
+    from agentic_compression.evaluation.latency import LatencyConfig
+    from agentic_compression.evaluation.perplexity import PerplexityConfig
+
+    accuracy = AccuracyConfig(
+        tasks=tuple(TaskSpec(task, metric=metric) for task, metric in TASKS.items()),
+        data_dir=SHARED,
+        limit=200,
+        num_fewshot=0,
+        cache_path=cache_path,
+    )
+    return MeasureConfig(
+        latency=LatencyConfig(prompt_tokens=128, new_tokens=32, warmup=1, repeats=repeats),
+        perplexity=PerplexityConfig(seq_len=512, windows=16),
+        accuracy=accuracy,
+    )
+
+
+def warm_up_process(base: Any, meter: Any) -> None:
+    """An untimed candidate first: the first forward passes of a process pay one-off costs."""
+    from agentic_compression.compression import preset
+    from agentic_compression.evaluation.candidate import MeasureConfig, evaluate_candidate
+    from agentic_compression.evaluation.latency import LatencyConfig
+
+    warmup = MeasureConfig(latency=LatencyConfig(new_tokens=8, repeats=1), perplexity=None)
+    evaluate_candidate(base, preset("fp32"), warmup, meter)
 
 
 def _row(name: str, result: Any) -> dict[str, Any]:

@@ -29,7 +29,7 @@ import sys
 import time
 from typing import Any
 
-from runtime_table import RESULTS, SHARED, TASKS, _row
+from runtime_table import RESULTS, TASKS, _row, table_config, warm_up_process
 
 STRUCTURED = {
     "mlp-25": [{"method": "mlp_channels", "fraction": 0.25}],
@@ -56,12 +56,8 @@ def candidates() -> list[tuple[str, str, Any]]:
 def main() -> None:
     from agentic_compression.carbon.energy_meter import CodeCarbonMeter
     from agentic_compression.cli.app import _quiet_libraries
-    from agentic_compression.compression import preset
     from agentic_compression.core.provenance import machine_summary
-    from agentic_compression.evaluation.accuracy import AccuracyConfig, TaskSpec
-    from agentic_compression.evaluation.candidate import MeasureConfig, evaluate_candidate
-    from agentic_compression.evaluation.latency import LatencyConfig
-    from agentic_compression.evaluation.perplexity import PerplexityConfig
+    from agentic_compression.evaluation.candidate import evaluate_candidate
     from agentic_compression.models import load_model
 
     _quiet_libraries()
@@ -69,19 +65,8 @@ def main() -> None:
     load_before = os.getloadavg()
     base = load_model("smollm2-135m")
     meter = CodeCarbonMeter("USA")
-    accuracy = AccuracyConfig(
-        tasks=tuple(TaskSpec(task, metric=metric) for task, metric in TASKS.items()),
-        data_dir=SHARED,
-        limit=200,
-        num_fewshot=0,
-    )
-    config = MeasureConfig(
-        latency=LatencyConfig(prompt_tokens=128, new_tokens=32, warmup=1, repeats=5),
-        perplexity=PerplexityConfig(seq_len=512, windows=16),
-        accuracy=accuracy,
-    )
-    warmup = MeasureConfig(latency=LatencyConfig(new_tokens=8, repeats=1), perplexity=None)
-    evaluate_candidate(base, preset("fp32"), warmup, meter)
+    config = table_config()
+    warm_up_process(base, meter)
     machine = machine_summary()
     machine.update(
         loadavg_before=[round(x, 2) for x in load_before],
