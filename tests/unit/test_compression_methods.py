@@ -128,8 +128,8 @@ def test_conv1d_conversion_is_exact(tiny_gpt2, embedded_tokenizer) -> None:  # t
     assert torch.allclose(before, _logits(tiny_gpt2, embedded_tokenizer), atol=1e-5)
 
 
-def test_int4_on_cpu_fails_with_a_reason(tiny_llama, embedded_tokenizer) -> None:  # type: ignore[no-untyped-def]
-    recipe = Recipe.from_steps([{"method": "int4_weight_only"}])
+def test_fp8_on_cpu_fails_with_a_reason(tiny_llama, embedded_tokenizer) -> None:  # type: ignore[no-untyped-def]
+    recipe = Recipe.from_steps([{"method": "float8_dynamic"}])
     with pytest.raises(MethodUnavailableError, match="needs a CUDA GPU"):
         compress(tiny_llama, recipe, CompressionContext(embedded_tokenizer))
 

@@ -76,7 +76,6 @@ def test_cli_run_with_vllm_here_exits_2_naming_the_fix() -> None:
     ("name", "message"),
     [
         ("float8-dynamic", "float8_dynamic needs a CUDA GPU with FP8 kernels"),
-        ("int4-weight-only", "int4_weight_only needs a CUDA GPU"),
         *([] if HAS_GPU_STACK else [("vllm-w4a16", "needs vLLM")]),
     ],
 )

@@ -86,7 +86,9 @@ def test_given_chat_model_is_used() -> None:
     planner = make_planner("llm", seed=0, chat_model=fake, space=SPACE)
     assert isinstance(planner, LLMPlanner) and planner.chat_model is fake
     assert isinstance(planner.fallback, OptunaPlanner)
-    assert planner.environment_note == "CPU only: int4_weight_only cannot run here."
+    assert (
+        planner.environment_note == "CPU only: float8_dynamic and the vllm runtime cannot run here."
+    )
 
 
 def test_anthropic_key_picks_anthropic(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -205,7 +205,9 @@ def test_parse_reply_is_an_allowlist() -> None:
 
 
 def test_prompt_without_history() -> None:
-    prompt = build_prompt([], PlanningGoal(), 3, note="CPU only: int4_weight_only cannot run here.")
+    prompt = build_prompt(
+        [], PlanningGoal(), 3, note="CPU only: float8_dynamic and the vllm runtime cannot run here."
+    )
     assert "none yet" in prompt and "CPU only" in prompt and '"method": "wanda"' in prompt
 
 

@@ -20,8 +20,8 @@ def test_every_grid_point_round_trips_through_its_recipe() -> None:
     space = SearchSpace(quantizations=tuple(QUANTIZATION_STEPS))
     grid = space.grid()
     # none + 2 unstructured x 7 levels + 2:4 + MLP channels x 5 levels (up to 0.5) + layers x 3
-    # levels (up to 0.3) = 24 pruning settings, x 10 precisions (fp16 too)
-    assert len(grid) == 24 * 10
+    # levels (up to 0.3) = 24 pruning settings, x 11 precisions (fp16 and mixed-6bit too)
+    assert len(grid) == 24 * 11
     hashes = set()
     for point in grid:
         recipe = space.to_recipe(point)
@@ -61,7 +61,7 @@ def test_recipes_outside_the_space_are_none() -> None:
     space = SearchSpace()
     assert space.from_recipe(preset("4of8")) is None  # only 2:4 is in the space
     assert space.from_recipe(preset("fp16")) is None
-    assert space.from_recipe(preset("int4-weight-only")) is None  # CUDA only, not in CPU space
+    assert space.from_recipe(preset("float8-dynamic")) is None  # FP8 GPUs only, not in CPU space
     odd = Recipe.from_steps([{"method": "wanda", "sparsity": 0.3, "calibration_samples": 8}])
     assert space.from_recipe(odd) is None  # non-default calibration
     blocks = Recipe.from_steps([{"method": "bnb_4bit", "blocksize": 128}])
@@ -72,11 +72,15 @@ def test_recipes_outside_the_space_are_none() -> None:
     assert not small.contains(SpacePoint("none", 0.0, "bf16"))
 
 
-def test_int4_only_in_a_cuda_space() -> None:
-    assert "int4_weight_only" not in CPU_QUANTIZATIONS
-    cuda = SearchSpace(quantizations=(*CPU_QUANTIZATIONS, "int4_weight_only"))
-    point = SpacePoint("none", 0.0, "int4_weight_only")
-    assert cuda.from_recipe(cuda.to_recipe(point)) == point
+def test_int4_is_searched_on_a_cpu_and_fp8_only_on_an_fp8_gpu() -> None:
+    assert "int4_weight_only" in CPU_QUANTIZATIONS  # torchao's CPU int4 kernel (tinygemm layout)
+    assert SearchSpace().from_recipe(preset("int4-weight-only")) == SpacePoint(
+        "none", 0.0, "int4_weight_only"
+    )
+    assert "float8_dynamic" not in CPU_QUANTIZATIONS
+    fp8 = SearchSpace(quantizations=(*CPU_QUANTIZATIONS, "float8_dynamic"))
+    point = SpacePoint("none", 0.0, "float8_dynamic")
+    assert fp8.from_recipe(fp8.to_recipe(point)) == point
     with pytest.raises(ValueError, match="not in this search space"):
         SearchSpace().to_recipe(point)
 
@@ -115,12 +119,12 @@ def test_nearest_untried_point() -> None:
     space = SearchSpace()
     target = SpacePoint("wanda", 0.3, "nf4")
     assert space.nearest(target, set()) == target
-    # 0.1 sparsity away (0.25) beats another 4-bit format (0.5); ties go to grid order.
+    # 0.1 sparsity away (0.25) beats another 4-bit format (0.5); ties go to grid order (int4 first).
     assert space.nearest(target, {target}) == SpacePoint("wanda", 0.2, "nf4")
     near = {target, SpacePoint("wanda", 0.2, "nf4"), SpacePoint("wanda", 0.4, "nf4")}
     assert space.nearest(target, near) == SpacePoint("wanda", 0.1, "nf4")
     near |= {SpacePoint("wanda", 0.1, "nf4")}
-    assert space.nearest(target, near) == SpacePoint("wanda", 0.3, "fp4")
+    assert space.nearest(target, near) == SpacePoint("wanda", 0.3, "int4_weight_only")
     tiny = SearchSpace(pruning=("none",), quantizations=("fp32",))
     assert tiny.nearest(target, set(tiny.grid())) is None
 

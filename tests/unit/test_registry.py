@@ -65,9 +65,11 @@ def test_every_searched_choice_is_in_the_space_and_round_trips() -> None:
         "bf16",
         "int8_weight_only",
         "int8_dynamic",
+        "int4_weight_only",
         "nf4",
         "fp4",
         "bnb_8bit",
+        "mixed-6bit",
     )
     space = SearchSpace(quantizations=tuple(QUANTIZATION_STEPS), sparsity_levels=(0.3,))
     for point in space.grid():

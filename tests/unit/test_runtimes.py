@@ -99,7 +99,7 @@ def test_importance_matrix_changes_the_quantized_weights(
 ) -> None:  # type: ignore[no-untyped-def]
     import torch
 
-    from agentic_compression.runtimes.gguf_export import importance_matrix
+    from agentic_compression.compression.sensitivity import importance_matrix
 
     batch = torch.randint(0, len(embedded_tokenizer), (2, 32))
     importance = importance_matrix(tiny_llama, batch)

@@ -45,13 +45,14 @@ class Int8Dynamic(_Quantization):
 
 
 class Int4WeightOnly(_Quantization):
-    """torchao int4 weight-only with grouped scales (CUDA only in torchao 0.18)."""
+    """torchao int4 weight-only with grouped scales and zero points (tinygemm's packed layout)."""
 
     method: ClassVar[str] = "int4_weight_only"
-    summary: ClassVar[str] = "torchao int4 weight-only, grouped scales (needs a CUDA GPU)"
+    summary: ClassVar[str] = "torchao int4 weight-only, grouped scales (CPU and CUDA kernels)"
     search_choices: ClassVar[tuple[SearchChoice, ...]] = (
+        # Groups of 64 divide the widths of the common small models (576, 896, 1536, 2048, ...).
         SearchChoice(
-            "int4_weight_only", "int4", bits=4, hardware="cuda", preset="int4-weight-only"
+            "int4_weight_only", "int4", {"group_size": 64}, bits=4, preset="int4-weight-only"
         ),
     )
 
@@ -127,17 +128,48 @@ def apply_int8_dynamic(model: Any, config: Int8Dynamic, context: Any) -> str:
     return f"{count} linear layers to int8 weights with dynamic int8 activations"
 
 
+def weight_only_config(kind: str, group_size: int, device: Any) -> Any:
+    """torchao's weight-only config of ``kind`` (``int8``: per-channel; ``int4``: groups of
+    ``group_size``) for a model on ``device``. torchao 0.18 keeps its CPU int4 (tinygemm's packed
+    kernel, ``Int4OpaqueTensor``) under its prototype namespace; CUDA uses ``Int4WeightOnlyConfig``."""
+    if kind == "int8":
+        from torchao.quantization import Int8WeightOnlyConfig
+
+        return Int8WeightOnlyConfig()
+    if device.type == "cuda":
+        from torchao.quantization import Int4WeightOnlyConfig
+
+        return Int4WeightOnlyConfig(group_size=group_size)
+    if device.type != "cpu":
+        raise MethodUnavailableError(
+            f"torchao has int4 weight-only kernels for CPU and CUDA, not {device.type}: "
+            "use int8_weight_only"
+        )
+    from torchao.prototype.quantization.int4.inference_workflow import (
+        PrototypeInt4WeightOnlyConfig,
+    )
+
+    return PrototypeInt4WeightOnlyConfig(group_size=group_size)
+
+
+def check_group_size(model: Any, group_size: int, method: str) -> None:
+    """Refuse a group size that does not divide every linear layer's inputs (torchao would skip
+    those layers silently)."""
+    widths = sorted({layer.in_features for _, layer in linear_layers(model)})
+    bad = [width for width in widths if width % group_size]
+    if bad:
+        fits = [g for g in (256, 128, 64, 32) if all(w % g == 0 for w in widths)]
+        raise MethodUnavailableError(
+            f"{method} group_size {group_size} does not divide the {bad[0]} inputs of a linear "
+            f"layer: use group_size {fits[0] if fits else 32}"
+        )
+
+
 @register_method(Int4WeightOnly)
 def apply_int4_weight_only(model: Any, config: Int4WeightOnly, context: Any) -> str:
     device = next(model.parameters()).device
-    if device.type != "cuda":
-        raise MethodUnavailableError(
-            f"int4_weight_only needs a CUDA GPU (torchao 0.18 has no CPU int4 kernel); "
-            f"the model is on {device.type}: use bnb_4bit (nf4/fp4) on a CPU"
-        )
-    from torchao.quantization import Int4WeightOnlyConfig
-
-    count = _torchao_quantize(model, Int4WeightOnlyConfig(group_size=config.group_size))
+    check_group_size(model, config.group_size, "int4_weight_only")
+    count = _torchao_quantize(model, weight_only_config("int4", config.group_size, device))
     return f"{count} linear layers to int4 weights (group size {config.group_size})"
 
 

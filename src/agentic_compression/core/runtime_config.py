@@ -17,6 +17,7 @@ Example:
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from typing import Any, ClassVar, Literal
 
@@ -78,6 +79,13 @@ class LlamaCppSettings(RuntimeConfig):
     text (never evaluation text). ``threads`` None means the torch thread count of the process, so
     both runtimes use the same cores. ``context`` and ``batch`` are llama.cpp's n_ctx and n_batch.
     ``kv_cache`` is the type of the K and V cache (f16 is llama.cpp's default).
+
+    Mixed precision per tensor: ``tensor_types`` maps a regular expression, searched in GGUF tensor
+    names, to a type (``{"ffn_down": "Q8_0"}``, as ``llama-quantize --tensor-type``; the first
+    matching pattern wins). ``mix_bits`` asks for an automatic allocation: the decoder's matrices get
+    types from ``mix_types`` by their sensitivity measured on the calibration text, at most
+    ``mix_bits`` bits per weight on average (see ``compression.sensitivity``); patterns in
+    ``tensor_types`` still fix the tensors they match.
     """
 
     name: Literal["llamacpp"] = "llamacpp"
@@ -87,6 +95,9 @@ class LlamaCppSettings(RuntimeConfig):
     context: int = Field(2048, ge=64)
     batch: int = Field(512, ge=16)
     kv_cache: Literal["f16", "q8_0", "q4_0"] = "f16"
+    tensor_types: dict[str, str] = Field(default_factory=dict)
+    mix_bits: float | None = Field(None, gt=1.0, le=32.0)
+    mix_types: tuple[str, ...] = ("Q4_0", "Q5_0", "Q8_0")
 
     @field_validator("quant")
     @classmethod
@@ -98,14 +109,49 @@ class LlamaCppSettings(RuntimeConfig):
             )
         return upper
 
+    @field_validator("tensor_types")
+    @classmethod
+    def _known_tensor_types(cls, value: dict[str, str]) -> dict[str, str]:
+        checked = {}
+        for pattern, kind in value.items():
+            try:
+                re.compile(pattern)
+            except re.error as error:
+                raise ValueError(
+                    f"tensor_types pattern {pattern!r} is not a regex: {error}"
+                ) from None
+            checked[pattern] = _single_type(kind, "tensor_types")
+        return checked
+
+    @field_validator("mix_types")
+    @classmethod
+    def _known_mix_types(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        kinds = tuple(_single_type(kind, "mix_types") for kind in value)
+        if len(kinds) < 2:
+            raise ValueError("mix_types needs at least two types to choose between")
+        return tuple(sorted(set(kinds), key=lambda kind: GGUF_QUANT_BITS[kind]))
+
     @property
     def label(self) -> str:
         suffix = "+imatrix" if self.imatrix else ""
+        if self.mix_bits is not None:
+            suffix += f"+mix{self.mix_bits:g}"
+        if self.tensor_types:
+            suffix += f"+types{len(self.tensor_types)}"
         return f"llamacpp-{self.quant}{suffix}"
 
     @property
     def weight_bits(self) -> float:
-        return GGUF_QUANT_BITS[self.quant]
+        return self.mix_bits if self.mix_bits is not None else GGUF_QUANT_BITS[self.quant]
+
+
+def _single_type(kind: str, field: str) -> str:
+    """A GGUF type one tensor can have (not a recipe-level mix such as Q4_K_M)."""
+    upper = kind.upper()
+    if upper not in GGUF_QUANT_BITS or upper.endswith("_M"):
+        singles = [t for t in GGUF_QUANT_BITS if not t.endswith("_M")]
+        raise ValueError(f"{field}: {kind!r} is not a tensor type; use one of {', '.join(singles)}")
+    return upper
 
 
 class OnnxRuntimeSettings(RuntimeConfig):

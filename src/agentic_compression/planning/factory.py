@@ -79,8 +79,13 @@ def make_planner(
             logger.warning("LLM planner not configured (%s); using the offline planner", missing)
             offline.name = f"offline (fallback from llm: {missing})"
             return offline
-    cuda = "int4_weight_only" in space.quantizations
-    note = "A CUDA GPU is available." if cuda else "CPU only: int4_weight_only cannot run here."
+    import torch
+
+    note = (
+        "A CUDA GPU is available."
+        if torch.cuda.is_available()
+        else "CPU only: float8_dynamic and the vllm runtime cannot run here."
+    )
     if space.emulated:
         note += (
             f" This CPU runs {', '.join(space.emulated)} in software (no native instructions): "

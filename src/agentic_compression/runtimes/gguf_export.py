@@ -20,7 +20,7 @@ choice (``llama-quantize``):
 The per-tensor types are read back from the written file (:func:`tensor_types`), never assumed.
 
 ``importance`` (an importance matrix: the mean square of each input column of every linear layer,
-measured on calibration text by :func:`importance_matrix`) weights the rounding error of every type
+measured on calibration text by :func:`~agentic_compression.compression.sensitivity.importance_matrix`) weights the rounding error of every type
 that accepts one, as ``llama-imatrix`` + ``llama-quantize --imatrix`` do.
 
 Tokenizer: copied verbatim from a source GGUF when the base model came from one (the embedded model
@@ -106,9 +106,15 @@ def _use_more_bits(layer: int, n_layers: int) -> bool:
 
 
 def choose_type(
-    gguf_name: str, shape: tuple[int, ...], requested: str, n_layers: int, tied_output: bool
+    gguf_name: str,
+    shape: tuple[int, ...],
+    requested: str,
+    n_layers: int,
+    tied_output: bool,
+    override: str | None = None,
 ) -> tuple[str, bool]:
-    """llama.cpp's type for one tensor (see the module docstring) and whether it fell back.
+    """llama.cpp's type for one tensor (see the module docstring) and whether it fell back;
+    ``override`` (a per-tensor type of a mixed-precision recipe) replaces the rule's choice.
 
     >>> choose_type("blk.0.attn_v.weight", (192, 576), "Q4_K_M", 30, True)
     ('Q8_0', True)
@@ -128,45 +134,13 @@ def choose_type(
         match = re.match(r"blk\.(\d+)\.(attn_v|ffn_down)\.weight$", gguf_name)
         if match and _use_more_bits(int(match.group(1)), n_layers):
             wanted = "Q6_K"
+    if override is not None:
+        wanted = override
     chosen = wanted
     n_per_row = shape[-1]
     while n_per_row % gguf.GGML_QUANT_SIZES[getattr(gguf.GGMLQuantizationType, chosen)][0]:
         chosen = _FALLBACK.get(chosen, "F16")
     return chosen, chosen != wanted
-
-
-def importance_matrix(model: Any, batch: Any) -> dict[str, Any]:
-    """Mean square of every input column of each linear layer of the decoder, over ``batch``.
-
-    Keys are the Hugging Face weight names (``model.layers.0.mlp.down_proj.weight``); values are
-    float32 numpy vectors of the layer's ``in_features``.
-    """
-    import torch
-
-    sums: dict[str, Any] = {}
-    counts: dict[str, int] = collections.defaultdict(int)
-    hooks = []
-
-    def hook_for(name: str) -> Any:
-        def hook(module: Any, inputs: tuple[Any, ...], output: Any) -> None:
-            x = inputs[0].detach().float().reshape(-1, inputs[0].shape[-1])
-            squares = (x * x).sum(dim=0)
-            sums[name] = squares if name not in sums else sums[name] + squares
-            counts[name] += x.shape[0]
-
-        return hook
-
-    for name, module in model.named_modules():
-        if isinstance(module, torch.nn.Linear) and ".layers." in f".{name}":
-            hooks.append(module.register_forward_hook(hook_for(f"{name}.weight")))
-    try:
-        with torch.inference_mode():
-            for row in batch:
-                model(row.unsqueeze(0), use_cache=False)
-    finally:
-        for handle in hooks:
-            handle.remove()
-    return {name: (sums[name] / counts[name]).cpu().numpy() for name in sums}
 
 
 def _hf_state(model: Any) -> Iterator[tuple[str, Any]]:
@@ -194,9 +168,13 @@ def export_gguf(
     *,
     tokenizer_gguf: Path | None = None,
     importance: Mapping[str, Any] | None = None,
+    overrides: Mapping[str, str] | None = None,
     name: str = "agentic-compression export",
 ) -> GGUFArtefact:
-    """Write ``model`` as a GGUF file of type ``requested`` at ``path`` (see the module docstring)."""
+    """Write ``model`` as a GGUF file of type ``requested`` at ``path`` (see the module docstring).
+
+    ``overrides`` maps GGUF tensor names (``blk.3.ffn_down.weight``) to the type they get instead.
+    """
     import gguf
 
     from agentic_compression.runtimes.llamacpp_lib import quantize_rows
@@ -239,7 +217,10 @@ def export_gguf(
             weights = _permute_rows(weights, n_head)
         elif permute and hf_name.endswith(("k_proj.weight", "k_proj.bias")):
             weights = _permute_rows(weights, n_head_kv)
-        chosen, fell_back = choose_type(gguf_name, weights.shape, requested, n_layers, tied)
+        override = (overrides or {}).get(gguf_name)
+        chosen, fell_back = choose_type(
+            gguf_name, weights.shape, requested, n_layers, tied, override
+        )
         fallbacks += fell_back
         if chosen == "F32":
             writer.add_tensor(gguf_name, weights)
@@ -263,6 +244,38 @@ def export_gguf(
         imatrix=importance is not None,
         notes=tuple(notes),
     )
+
+
+def gguf_tensor_names(model: Any) -> dict[str, str]:
+    """Hugging Face weight name -> GGUF tensor name, for every tensor the exporter writes."""
+    import gguf
+
+    arch, _ = _architecture(model)
+    names = gguf.get_tensor_name_map(arch, int(model.config.num_hidden_layers))
+    mapped = {}
+    for hf_name in model.state_dict():
+        gguf_name = names.get_name(hf_name, try_suffixes=(".weight", ".bias"))
+        if gguf_name is not None:
+            mapped[hf_name] = gguf_name
+    return mapped
+
+
+def round_trip(weight: Any, type_name: str, importance: Any | None = None) -> tuple[Any, int]:
+    """``weight`` (a float torch matrix) quantized to ``type_name`` by llama.cpp's kernels and read
+    back: the values llama.cpp computes with, and the bytes the tensor takes in the file."""
+    import gguf
+    import torch
+
+    from agentic_compression.runtimes.llamacpp_lib import quantize_rows
+
+    rows = weight.detach().to(torch.float32).cpu().numpy()
+    chosen, _ = choose_type("", rows.shape, type_name, 1, False)
+    if chosen in _FLOAT_TYPES:
+        return weight, rows.shape[0] * rows.shape[1] * (4 if chosen == "F32" else 2)
+    ggml_type = getattr(gguf.GGMLQuantizationType, chosen)
+    packed = quantize_rows(rows, int(ggml_type), importance)
+    values = gguf.quants.dequantize(packed.reshape(rows.shape[0], -1), ggml_type)
+    return torch.from_numpy(values).to(weight.dtype), int(packed.nbytes)
 
 
 def _rope_theta(config: Any) -> float:

