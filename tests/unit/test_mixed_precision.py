@@ -159,7 +159,9 @@ def test_gguf_mix_bits_allocates_types_within_the_budget(
     assert "mix_bits 6:" in notes and "most sensitive" in notes
 
 
-def test_patterns_fix_their_layers_and_the_budget_allocates_the_rest(tiny_llama, embedded_tokenizer) -> None:  # type: ignore[no-untyped-def]
+def test_patterns_fix_their_layers_and_the_budget_allocates_the_rest(
+    tiny_llama, embedded_tokenizer
+) -> None:  # type: ignore[no-untyped-def]
     step = {
         "method": "mixed_precision",
         "layers": {"*.mlp.down_proj": "float"},
@@ -168,6 +170,10 @@ def test_patterns_fix_their_layers_and_the_budget_allocates_the_rest(tiny_llama,
     }
     _compress(tiny_llama, embedded_tokenizer, step)
     kinds = {name: type(w).__name__ for name, w in _linear_weights(tiny_llama).items()}
-    assert kinds["model.layers.0.mlp.down_proj"] == kinds["model.layers.1.mlp.down_proj"] == "Parameter"
+    assert (
+        kinds["model.layers.0.mlp.down_proj"]
+        == kinds["model.layers.1.mlp.down_proj"]
+        == "Parameter"
+    )
     others = {kind for name, kind in kinds.items() if not name.endswith("down_proj")}
     assert "Parameter" not in others  # int4/int8 only, as `types` says

@@ -241,3 +241,41 @@ def test_a_cache_type_the_model_cannot_hold_says_why(
     export_gguf(tiny_llama, embedded_tokenizer, path, "F16", tokenizer_gguf=EMBEDDED_GGUF)
     with pytest.raises(RuntimeError, match="does not divide n_embd_head_k=16"):
         LlamaCppModel(path, threads=1, context=512, batch=512, kv_cache="q8_0")
+
+
+def test_attention_sinks_let_generation_run_past_the_context_in_flat_memory(
+    tiny_llama, embedded_tokenizer, tmp_path
+) -> None:  # type: ignore[no-untyped-def]
+    from agentic_compression.runtimes.llamacpp_lib import LlamaCppModel
+
+    path = tmp_path / "m.gguf"
+    export_gguf(tiny_llama, embedded_tokenizer, path, "F16", tokenizer_gguf=EMBEDDED_GGUF)
+    prompt = list(range(100, 120))
+    plain = LlamaCppModel(path, threads=1, context=256, batch=64)
+    n_ctx = plain.n_ctx  # llama.cpp may round the context up
+    stopped = plain.generate(prompt, 3 * n_ctx, stop_at_eog=False)
+    assert len(prompt) + len(stopped.tokens) == n_ctx + 1  # the last token is sampled, not cached
+    plain.close()
+
+    llm = LlamaCppModel(path, threads=1, context=256, batch=64, sink_tokens=4)
+    llm.next_token_logprobs(list(range(100, 100 + n_ctx)))
+    full = llm.cache_bytes()
+    timing = llm.generate(prompt, 3 * n_ctx, stop_at_eog=False)
+    assert len(timing.tokens) == 3 * n_ctx and len(timing.decode_ms) == 3 * n_ctx - 1
+    assert llm.shifts >= 5 and llm.cached_tokens <= n_ctx
+    assert llm.cache_bytes() <= full
+    # Streamed scoring of a text 3x the context: every token scored, finite.
+    text = list(range(200, 200 + 3 * n_ctx))
+    scores = llm.stream_logprobs(text, chunk=32)
+    assert scores.shape == (len(text) - 1,) and llm.cached_tokens <= n_ctx
+    assert (scores < 0).all() and llm.shifts >= 4
+    llm.close()
+    with pytest.raises(ValueError, match="sink_tokens 200 must lie in"):
+        LlamaCppModel(path, threads=1, context=256, batch=64, sink_tokens=200)
+
+
+def test_sink_tokens_are_in_the_label_and_the_serving_command() -> None:
+    config = parse_runtime({"name": "llamacpp", "quant": "Q4_0", "sink_tokens": 4})
+    assert config.label == "llamacpp-Q4_0+sink4"
+    command = runtime_for(config).serve_command([Path("m.gguf")], config)
+    assert command.endswith("--context-shift --keep 4")

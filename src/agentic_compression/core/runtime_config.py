@@ -78,7 +78,10 @@ class LlamaCppSettings(RuntimeConfig):
     ``imatrix`` weights the quantization error by an importance matrix measured on the calibration
     text (never evaluation text). ``threads`` None means the torch thread count of the process, so
     both runtimes use the same cores. ``context`` and ``batch`` are llama.cpp's n_ctx and n_batch.
-    ``kv_cache`` is the type of the K and V cache (f16 is llama.cpp's default).
+    ``kv_cache`` is the type of the K and V cache (f16 is llama.cpp's default). ``sink_tokens``
+    (None: off) keeps generating past ``context`` in bounded memory: the first ``sink_tokens`` stay
+    in the cache (attention sinks) and the older half of the rest is dropped whenever it fills
+    (llama.cpp's context shift, ``llama-server --context-shift --keep N``).
 
     Mixed precision per tensor: ``tensor_types`` maps a regular expression, searched in GGUF tensor
     names, to a type (``{"ffn_down": "Q8_0"}``, as ``llama-quantize --tensor-type``; the first
@@ -95,6 +98,7 @@ class LlamaCppSettings(RuntimeConfig):
     context: int = Field(2048, ge=64)
     batch: int = Field(512, ge=16)
     kv_cache: Literal["f16", "q8_0", "q4_0"] = "f16"
+    sink_tokens: int | None = Field(None, ge=0, le=256)
     tensor_types: dict[str, str] = Field(default_factory=dict)
     mix_bits: float | None = Field(None, gt=1.0, le=32.0)
     mix_types: tuple[str, ...] = ("Q4_0", "Q5_0", "Q8_0")
@@ -138,6 +142,10 @@ class LlamaCppSettings(RuntimeConfig):
             suffix += f"+mix{self.mix_bits:g}"
         if self.tensor_types:
             suffix += f"+types{len(self.tensor_types)}"
+        if self.kv_cache != "f16":
+            suffix += f"+kv-{self.kv_cache}"
+        if self.sink_tokens is not None:
+            suffix += f"+sink{self.sink_tokens}"
         return f"llamacpp-{self.quant}{suffix}"
 
     @property

@@ -135,7 +135,7 @@ class LlamaCppRuntime(Runtime):
         threads = config.threads or torch.get_num_threads()
         llm = LlamaCppModel(
             path, threads=threads, context=config.context, batch=config.batch,
-            kv_cache=config.kv_cache,
+            kv_cache=config.kv_cache, sink_tokens=config.sink_tokens,
         )  # fmt: skip
         sample = wikitext2_test()[:4000]
         agrees = llm.tokenize(sample) == list(
@@ -180,4 +180,12 @@ class LlamaCppRuntime(Runtime):
             if config.kv_cache != "f16"
             else ""
         )
-        return f"llama-server -m {gguf} --ctx-size {config.context} --batch-size {config.batch}{threads}{cache}"
+        shift = (
+            f" --context-shift --keep {config.sink_tokens}"
+            if config.sink_tokens is not None
+            else ""
+        )
+        return (
+            f"llama-server -m {gguf} --ctx-size {config.context} --batch-size {config.batch}"
+            f"{threads}{cache}{shift}"
+        )

@@ -207,13 +207,26 @@ class GenerationTiming:
 class LlamaCppModel:
     """One GGUF model with one context (a single sequence), on the CPU.
 
+    ``sink_tokens`` (None: off) lets generation and streamed scoring run past the context in bounded
+    memory: when the cache is full, the first ``sink_tokens`` tokens stay (attention sinks,
+    StreamingLLM, Xiao et al. 2023), the older half of the rest is dropped, and the positions of what
+    is left are shifted down (RoPE re-rotation of the cached keys: llama.cpp's own context shift,
+    ``llama-server --context-shift --keep N``). The cache never holds more than ``context`` tokens.
+
     Example:
         >>> llm = LlamaCppModel(Path("model.gguf"), threads=2, context=2048)  # doctest: +SKIP
         >>> llm.next_token_logprobs(llm.tokenize("The cat"))[0].shape     # doctest: +SKIP
     """
 
     def __init__(
-        self, path: Path, *, threads: int, context: int, batch: int, kv_cache: str = "f16"
+        self,
+        path: Path,
+        *,
+        threads: int,
+        context: int,
+        batch: int,
+        kv_cache: str = "f16",
+        sink_tokens: int | None = None,
     ) -> None:
         ffi, lib = api()
         self._ffi, self._lib = ffi, lib
@@ -245,6 +258,17 @@ class LlamaCppModel:
         self.n_batch = batch
         self._batch = lib.llama_batch_init(batch, 0, 1)
         self._cached: list[int] = []  # tokens whose K/V are in the cache, in order
+        self.sink_tokens = sink_tokens
+        self.shifts = 0  # context shifts done since the cache was last cleared
+        if sink_tokens is not None:
+            if not 0 <= sink_tokens < self.n_ctx // 2:
+                self.close()
+                raise ValueError(f"sink_tokens {sink_tokens} must lie in [0, {self.n_ctx // 2})")
+            if not lib.llama_memory_can_shift(lib.llama_get_memory(self._ctx)):
+                self.close()
+                raise RuntimeError(
+                    f"llama.cpp cannot shift this context's cache ({kv_cache}): sink_tokens needs it"
+                )
 
     # ------------------------------------------------------------------ vocabulary
 
@@ -293,9 +317,51 @@ class LlamaCppModel:
         memory = self._lib.llama_get_memory(self._ctx)
         if position == 0:
             self._lib.llama_memory_clear(memory, True)
+            self.shifts = 0
         else:
             self._lib.llama_memory_seq_rm(memory, 0, position, -1)
         del self._cached[position:]
+
+    def _make_room(self, needed: int) -> None:
+        """Context shift (see the class docstring) until ``needed`` more tokens fit."""
+        free = self.n_ctx - len(self._cached)
+        if needed <= free:
+            return
+        if self.sink_tokens is None:
+            raise ValueError(
+                f"{len(self._cached) + needed} tokens exceed the context of {self.n_ctx} "
+                "(set sink_tokens to shift the context instead)"
+            )
+        keep = self.sink_tokens
+        discard = max((len(self._cached) - keep) // 2, needed - free)
+        if keep + discard > len(self._cached) or needed > self.n_ctx - keep:
+            raise ValueError(
+                f"{needed} tokens do not fit beside {keep} sink tokens in {self.n_ctx}"
+            )
+        memory = self._lib.llama_get_memory(self._ctx)
+        self._lib.llama_memory_seq_rm(memory, 0, keep, keep + discard)
+        self._lib.llama_memory_seq_add(memory, 0, keep + discard, -1, -discard)
+        del self._cached[keep : keep + discard]
+        self.shifts += 1
+
+    def stream_logprobs(self, tokens: list[int], *, chunk: int = 64) -> Any:
+        """Log-probabilities of ``tokens[1:]`` read in chunks of ``chunk`` tokens from a fresh cache,
+        shifting the context when it is full (``sink_tokens``): how well the model predicts a text
+        longer than its cache."""
+        import numpy as np
+
+        self._forget_from(0)
+        scores = []
+        for offset in range(0, len(tokens), chunk):
+            piece = tokens[offset : offset + chunk]
+            self._make_room(len(piece))
+            logits = self._decode(piece, len(self._cached), 0).astype(np.float64)
+            targets = tokens[offset + 1 : offset + 1 + len(piece)]
+            logits = logits[: len(targets)]
+            peak = logits.max(axis=1, keepdims=True)
+            log_norm = np.log(np.exp(logits - peak).sum(axis=1)) + peak[:, 0]
+            scores.append(logits[np.arange(len(targets)), targets] - log_norm)
+        return np.concatenate(scores)
 
     def _decode(self, tokens: list[int], start: int, logits_from: int | None) -> Any:
         """Decode ``tokens`` at positions ``start...``; return the logits of ``tokens[logits_from:]``.
@@ -386,10 +452,13 @@ class LlamaCppModel:
                 break
             if should_stop is not None and should_stop(generated):
                 break
-            if len(prompt) + len(generated) >= self.n_ctx or len(generated) == max_new_tokens:
+            if len(generated) == max_new_tokens:
+                break
+            if len(self._cached) >= self.n_ctx and self.sink_tokens is None:
                 break
             started = time.perf_counter()
-            logits = self._decode([token], len(prompt) + len(generated) - 1, 0)
+            self._make_room(1)
+            logits = self._decode([token], len(self._cached), 0)
             steps.append((time.perf_counter() - started) * 1000)
             token = int(np.argmax(logits[0]))
         return GenerationTiming(prefill_ms, tuple(steps), tuple(generated))
