@@ -279,3 +279,23 @@ def test_sink_tokens_are_in_the_label_and_the_serving_command() -> None:
     assert config.label == "llamacpp-Q4_0+sink4"
     command = runtime_for(config).serve_command([Path("m.gguf")], config)
     assert command.endswith("--context-shift --keep 4")
+
+
+def test_scoring_more_tokens_than_a_batch_matches_one_batch(
+    tiny_llama, embedded_tokenizer, tmp_path
+) -> None:  # type: ignore[no-untyped-def]
+    """Each decode call's logits are copied before the next call overwrites llama.cpp's buffer
+    (a 4k-token perplexity window read 8 batches of 512: all but the last were wrong before)."""
+    import numpy as np
+
+    from agentic_compression.runtimes.llamacpp_lib import LlamaCppModel
+
+    path = tmp_path / "m.gguf"
+    export_gguf(tiny_llama, embedded_tokenizer, path, "F16", tokenizer_gguf=EMBEDDED_GGUF)
+    tokens = list(range(300, 300 + 250))
+    scores = {}
+    for batch in (256, 64):
+        llm = LlamaCppModel(path, threads=1, context=256, batch=batch)
+        scores[batch], _ = llm.next_token_logprobs(tokens)
+        llm.close()
+    assert np.allclose(scores[64], scores[256], atol=1e-3)

@@ -392,10 +392,11 @@ class LlamaCppModel:
             if flagged:
                 pointer = self._lib.llama_get_logits(self._ctx)
                 size = flagged * self.n_vocab * 4
-                rows.append(np.frombuffer(self._ffi.buffer(pointer, size), dtype=np.float32))
+                # A copy now: llama.cpp overwrites its logits buffer on the next decode call.
+                rows.append(np.frombuffer(self._ffi.buffer(pointer, size), dtype=np.float32).copy())
         if logits_from is None:
             return None
-        return np.concatenate(rows).reshape(-1, self.n_vocab).copy()
+        return np.concatenate(rows).reshape(-1, self.n_vocab)
 
     def next_token_logprobs(self, tokens: list[int], *, score_from: int = 1) -> tuple[Any, Any]:
         """Log-probabilities of ``tokens[score_from:]`` given what precedes each, and whether each
