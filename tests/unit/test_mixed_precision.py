@@ -177,3 +177,21 @@ def test_patterns_fix_their_layers_and_the_budget_allocates_the_rest(
     )
     others = {kind for name, kind in kinds.items() if not name.endswith("down_proj")}
     assert "Parameter" not in others  # int4/int8 only, as `types` says
+
+
+def test_replaying_the_blocks_before_a_layer_gives_the_full_forward_kl(tiny_llama) -> None:  # type: ignore[no-untyped-def]
+    from agentic_compression.compression.sensitivity import _kl, _reference
+
+    torch.manual_seed(1)
+    for p in tiny_llama.parameters():  # larger weights than the init: logits far from uniform
+        p.data.normal_(0, 0.2)
+    batch = torch.randint(0, 1000, (2, 16))
+    reference, _, outputs = _reference(tiny_llama, batch, keep_logits=True)
+    layer = tiny_llama.model.layers[1].mlp.up_proj
+    original = layer.weight.data
+    layer.weight.data = original + 0.1 * torch.randn_like(original)
+    full = _kl(tiny_llama, batch, reference, 0, outputs)
+    replayed = _kl(tiny_llama, batch, reference, 1, outputs)
+    layer.weight.data = original
+    assert full > 1e-4 and replayed == pytest.approx(full, rel=1e-4)
+    assert _kl(tiny_llama, batch, reference, 1, outputs) == pytest.approx(0.0, abs=1e-6)

@@ -58,7 +58,7 @@ def test_lora_recovery_trains_merges_and_keeps_the_sparsity(tiny_llama, embedded
 def test_distillation_needs_the_teacher_and_uses_it(tiny_llama, embedded_tokenizer) -> None:  # type: ignore[no-untyped-def]
     steps = [{"method": "magnitude", "sparsity": 0.5},
              {"method": "lora_recovery", "distill_weight": 0.5, **FAST}]  # fmt: skip
-    with pytest.raises(MethodUnavailableError, match="needs the base model as teacher"):
+    with pytest.raises(MethodUnavailableError, match="need the base model as teacher"):
         compress(tiny_llama, Recipe.from_steps(steps), CompressionContext(embedded_tokenizer))
     teacher = type(tiny_llama)(tiny_llama.config).eval()
     teacher.load_state_dict(tiny_llama.state_dict())
@@ -68,6 +68,24 @@ def test_distillation_needs_the_teacher_and_uses_it(tiny_llama, embedded_tokeniz
         CompressionContext(embedded_tokenizer, teacher=teacher),
     )
     assert "distilled (w=0.5, T=1.0)" in reports[1].summary
+
+
+def test_teacher_generated_text_trains_on_the_base_models_own_samples(tiny_llama, embedded_tokenizer) -> None:  # type: ignore[no-untyped-def]
+    steps = [{"method": "magnitude", "sparsity": 0.5},
+             {"method": "lora_recovery", "data": "teacher", "teacher_sequences": 6,
+              "distill_weight": 0.5, **FAST}]  # fmt: skip
+    with pytest.raises(MethodUnavailableError, match="teacher-generated text need the base model"):
+        compress(tiny_llama, Recipe.from_steps(steps), CompressionContext(embedded_tokenizer))
+    teacher = type(tiny_llama)(tiny_llama.config).eval()
+    teacher.load_state_dict(tiny_llama.state_dict())
+    context = CompressionContext(embedded_tokenizer, teacher=teacher, seed=3)
+    reports = compress(tiny_llama, Recipe.from_steps(steps), context)
+    summary = reports[1].summary
+    assert "(6 distinct sequences)" in summary
+    assert "training text sampled from the base model: 6 x 32 tokens" in summary
+    assert "teacher-generated text: 6 x 32 tokens (seed 3)" in context.calibration_used
+    first, last = (float(x) for x in summary.split("loss ")[1].split(";")[0].split(" -> "))
+    assert last < first, summary
 
 
 def test_recovery_cannot_follow_quantization() -> None:

@@ -7,7 +7,10 @@ knowledge distillation from the uncompressed base model when ``distill_weight`` 
 ``(1 - w) * CE + w * T^2 * KL(teacher_T || student_T)`` on the logits at temperature ``T``.
 
 Training text is the calibration source (the shipped GSM8K *train* text or ``--calibration-file``),
-never evaluation text. With ``keep_sparsity`` (the default) the zeros of every pruned layer (1% of its
+never evaluation text; or, with ``data="teacher"``, text sampled from the base model itself
+(``teacher_sequences`` sequences from the beginning-of-sequence token, temperature 1, top-p 0.95:
+data-free distillation as in LLM-QAT, Liu et al. 2023): it covers what the model knows rather than
+one domain, and its generation is part of the training phase's time and energy. With ``keep_sparsity`` (the default) the zeros of every pruned layer (1% of its
 weights or more exactly zero) are restored after the merge, so a pruned model stays exactly as sparse
 (2:4 stays 2:4); the adapters train unmasked, so the restored model can lose a little of what the
 reported loss shows (``keep_sparsity=false`` keeps the whole update, dense). The step runs as its
@@ -17,7 +20,7 @@ own ``training`` phase, so its time and energy appear as training in the search'
 from __future__ import annotations
 
 import math
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Literal
 
 from pydantic import Field
 
@@ -51,6 +54,8 @@ class LoraRecovery(MethodConfig):
     distill_weight: float = Field(0.0, ge=0.0, le=1.0)
     temperature: float = Field(1.0, gt=0.0, le=100.0)
     keep_sparsity: bool = True
+    data: Literal["calibration", "teacher"] = "calibration"
+    teacher_sequences: int = Field(256, ge=1, le=4096)
 
 
 def _distillation_loss(student: Any, teacher: Any, temperature: float) -> Any:
@@ -69,8 +74,10 @@ def apply_lora_recovery(model: Any, config: LoraRecovery, context: Any) -> str:
     from peft import LoraConfig, get_peft_model
 
     teacher: Any = getattr(context, "teacher", None)
-    if config.distill_weight > 0 and teacher is None:
-        raise MethodUnavailableError("distillation needs the base model as teacher; none given")
+    if (config.distill_weight > 0 or config.data == "teacher") and teacher is None:
+        raise MethodUnavailableError(
+            "distillation and teacher-generated text need the base model as teacher; none given"
+        )
     if any(
         p.dtype not in (torch.float32, torch.bfloat16, torch.float16) for p in model.parameters()
     ):
@@ -82,16 +89,22 @@ def apply_lora_recovery(model: Any, config: LoraRecovery, context: Any) -> str:
     if config.keep_sparsity:  # layers pruned before (1% or more zeros; not a stray exact zero)
         masks = {name: layer.weight != 0 for name, layer in layers.items()}
         masks = {name: m for name, m in masks.items() if float(m.float().mean()) <= _PRUNED}
-    available = calibration_capacity(context.tokenizer, context.calibration, config.seq_len)
-    if available < config.batch_size:
-        raise MethodUnavailableError(
-            f"lora_recovery needs {config.batch_size} sequences of {config.seq_len} tokens; the "
-            f"training text ({context.calibration.description}) holds {available}; use a shorter "
-            "seq_len or more text (--calibration-file)"
-        )
-    # Longer runs cycle through the distinct sequences (reported in the step summary).
-    sequences = min(config.steps * config.batch_size, _MAX_SEQUENCES, available)
-    tokens = calibration_tokens(model, context, sequences, config.seq_len)
+    if config.data == "teacher":
+        sequences = min(config.steps * config.batch_size, config.teacher_sequences)
+        tokens = _teacher_text(teacher, context, sequences, config.seq_len)
+        source = f"sampled from the base model: {sequences} x {config.seq_len} tokens"
+    else:
+        available = calibration_capacity(context.tokenizer, context.calibration, config.seq_len)
+        if available < config.batch_size:
+            raise MethodUnavailableError(
+                f"lora_recovery needs {config.batch_size} sequences of {config.seq_len} tokens; "
+                f"the training text ({context.calibration.description}) holds {available}; use a "
+                "shorter seq_len or more text (--calibration-file)"
+            )
+        # Longer runs cycle through the distinct sequences (reported in the step summary).
+        sequences = min(config.steps * config.batch_size, _MAX_SEQUENCES, available)
+        tokens = calibration_tokens(model, context, sequences, config.seq_len)
+        source = context.calibration_used[-1]
     targets = sorted({name.rsplit(".", 1)[-1] for name in layers})
     peft_model = get_peft_model(
         model,
@@ -154,5 +167,39 @@ def apply_lora_recovery(model: Any, config: LoraRecovery, context: Any) -> str:
         f"({sequences} distinct sequences), "
         f"rank {config.rank} on {', '.join(targets)}, {kind}; loss {first_loss:.3f} -> "
         f"{last_loss:.3f}; merged{', zeros of pruned layers restored' if masks else ''}; "
-        f"training text {context.calibration_used[-1]}"
+        f"training text {source}"
     )
+
+
+#: Sequences sampled from the teacher at once.
+_GENERATION_BATCH = 32
+
+
+def _teacher_text(teacher: Any, context: Any, sequences: int, seq_len: int) -> Any:
+    """``sequences`` x ``seq_len`` tokens sampled from ``teacher`` (seeded by the context's seed),
+    each starting at the beginning-of-sequence token and never stopping early."""
+    import torch
+
+    tokenizer = context.tokenizer
+    start = tokenizer.bos_token_id if tokenizer.bos_token_id is not None else tokenizer.eos_token_id
+    if start is None:
+        raise MethodUnavailableError(
+            "teacher-generated text needs a beginning- or end-of-sequence token to start from"
+        )
+    device = next(teacher.parameters()).device
+    rows = []
+    with torch.random.fork_rng(devices=[]), torch.inference_mode():
+        torch.manual_seed(getattr(context, "seed", 0))
+        for first in range(0, sequences, _GENERATION_BATCH):
+            count = min(_GENERATION_BATCH, sequences - first)
+            prompt = torch.full((count, 1), start, dtype=torch.long, device=device)
+            out = teacher.generate(
+                prompt, do_sample=True, temperature=1.0, top_p=0.95, top_k=0,
+                max_new_tokens=seq_len - 1, min_new_tokens=seq_len - 1,
+                pad_token_id=start, attention_mask=torch.ones_like(prompt),
+            )  # fmt: skip
+            rows.append(out[:, :seq_len])
+    context.calibration_used.append(
+        f"teacher-generated text: {sequences} x {seq_len} tokens (seed {getattr(context, 'seed', 0)})"
+    )
+    return torch.cat(rows).clone()

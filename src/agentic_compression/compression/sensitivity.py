@@ -14,16 +14,21 @@ format:
    the layer's output under the calibration inputs), so one forward pass per layer suffices.
 
 Damage is additive across layers to first order (the assumption every such allocator makes).
+
+Cost: one forward pass per layer, shortened to the blocks from the perturbed one on (the outputs of
+the blocks before it are replayed from the reference pass, which they cannot differ from).
 """
 
 from __future__ import annotations
 
 import collections
-from collections.abc import Callable, Mapping, Sequence
+import contextlib
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from agentic_compression.compression.allocation import Option
+from agentic_compression.compression.layers import decoder_blocks
 
 #: ``round_trip(name, weight, kind)`` -> (the weight as the runtime computes with it, stored bytes).
 RoundTrip = Callable[[str, Any, str], tuple[Any, int]]
@@ -47,13 +52,19 @@ def importance_matrix(model: Any, batch: Any) -> dict[str, Any]:
     Keys are the Hugging Face weight names (``model.layers.0.mlp.down_proj.weight``); values are
     float32 numpy vectors of the layer's ``in_features``.
     """
-    _, importance = _reference(model, batch, keep_logits=False)
+    _, importance, _ = _reference(model, batch, keep_logits=False)
     return {name: vector.cpu().numpy() for name, vector in importance.items()}
 
 
-def _reference(model: Any, batch: Any, keep_logits: bool) -> tuple[list[Any], dict[str, Any]]:
+def _reference(
+    model: Any, batch: Any, keep_logits: bool
+) -> tuple[list[Any], dict[str, Any], list[list[Any]]]:
+    """Per row: the log-probabilities (``keep_logits``); per layer: the importance vector; per
+    block: its output for each row (what :func:`_replayed` returns instead of recomputing)."""
     import torch
 
+    blocks = list(decoder_blocks(model)) if keep_logits else []
+    outputs: list[list[Any]] = [[] for _ in blocks]
     sums: dict[str, Any] = {}
     counts: dict[str, int] = collections.defaultdict(int)
     hooks = []
@@ -70,6 +81,8 @@ def _reference(model: Any, batch: Any, keep_logits: bool) -> tuple[list[Any], di
     for name, module in model.named_modules():
         if isinstance(module, torch.nn.Linear) and ".layers." in f".{name}":
             hooks.append(module.register_forward_hook(hook_for(f"{name}.weight")))
+    for index, block in enumerate(blocks):
+        hooks.append(block.register_forward_hook(lambda m, a, out, i=index: outputs[i].append(out)))
     log_probs = []
     try:
         with torch.inference_mode():
@@ -80,16 +93,32 @@ def _reference(model: Any, batch: Any, keep_logits: bool) -> tuple[list[Any], di
     finally:
         for handle in hooks:
             handle.remove()
-    return log_probs, {name: sums[name] / counts[name] for name in sums}
+    return log_probs, {name: sums[name] / counts[name] for name in sums}, outputs
 
 
-def _kl(model: Any, batch: Any, reference: list[Any]) -> float:
+@contextlib.contextmanager
+def _replayed(blocks: Sequence[Any], outputs: Sequence[Any]) -> Iterator[None]:
+    """Blocks that return their recorded output instead of computing it."""
+    for block, output in zip(blocks, outputs, strict=True):
+        block.forward = lambda *args, _out=output, **kwargs: _out
+    try:
+        yield
+    finally:
+        for block in blocks:
+            del block.forward
+
+
+def _kl(model: Any, batch: Any, reference: list[Any], skip: int, outputs: list[list[Any]]) -> float:
+    """Mean KL(reference || model) per token, the first ``skip`` blocks replayed from ``outputs``."""
     import torch
 
+    blocks = list(decoder_blocks(model))[:skip]
     total = 0.0
     with torch.inference_mode():
-        for row, ref in zip(batch, reference, strict=True):
-            log_q = torch.log_softmax(model(row.unsqueeze(0), use_cache=False).logits.float(), -1)
+        for index, (row, ref) in enumerate(zip(batch, reference, strict=True)):
+            with _replayed(blocks, [outputs[b][index] for b in range(skip)]):
+                logits = model(row.unsqueeze(0), use_cache=False).logits
+            log_q = torch.log_softmax(logits.float(), -1)
             total += float((ref.exp() * (ref - log_q)).sum(-1).mean())
     return total / len(reference)
 
@@ -102,7 +131,8 @@ def measure_sensitivity(
     ``batch`` is a (samples, tokens) tensor of calibration text; a kind named ``"float"`` keeps the
     weight as it is (no damage, its current bytes).
     """
-    reference, importance = _reference(model, batch, keep_logits=True)
+    reference, importance, outputs = _reference(model, batch, keep_logits=True)
+    block_of = _block_index(model)
     kl: dict[str, float] = {}
     options: dict[str, list[Option]] = {}
     for name in importance:
@@ -124,7 +154,7 @@ def measure_sensitivity(
         else:
             module.weight.data = lowest_weight
             try:
-                kl[name] = max(_kl(model, batch, reference), 0.0)
+                kl[name] = max(_kl(model, batch, reference, block_of(name), outputs), 0.0)
             finally:
                 module.weight.data = original
         lowest_error = errors[kinds[0]][0]
@@ -133,3 +163,21 @@ def measure_sensitivity(
             for kind, (error, nbytes) in errors.items()
         ]
     return Sensitivity(kl, options)
+
+
+def _block_index(model: Any) -> Callable[[str], int]:
+    """Weight name -> index of the decoder block that holds it."""
+    index_by_id = {id(block): i for i, block in enumerate(decoder_blocks(model))}
+    prefixes = {
+        f"{name}.": index_by_id[id(module)]
+        for name, module in model.named_modules()
+        if id(module) in index_by_id
+    }
+
+    def block_of(weight_name: str) -> int:
+        for prefix, index in prefixes.items():
+            if weight_name.startswith(prefix):
+                return index
+        return 0
+
+    return block_of
