@@ -47,7 +47,7 @@ class MixedPrecision(MethodConfig):
     budget_bits: float | None = Field(None, ge=4.0, le=32.0)
     types: tuple[Format, ...] = ("int4", "int8")
     group_size: Literal[32, 64, 128, 256] = 64
-    calibration_samples: int = Field(4, ge=1, le=256)
+    calibration_samples: int = Field(2, ge=1, le=256)
     calibration_seq_len: int = Field(256, ge=16, le=8192)
 
     @model_validator(mode="after")

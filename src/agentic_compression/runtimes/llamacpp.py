@@ -31,7 +31,7 @@ from agentic_compression.runtimes.llamacpp_lib import LlamaCppModel
 #: Calibration for the importance matrix: sequences x tokens of the calibration text.
 IMATRIX_SAMPLES, IMATRIX_SEQ_LEN = 16, 512
 #: Calibration for the sensitivity of a ``mix_bits`` allocation (one forward pass per matrix).
-MIX_SAMPLES, MIX_SEQ_LEN = 4, 256
+MIX_SAMPLES, MIX_SEQ_LEN = 2, 256
 
 
 def tensor_overrides(
