@@ -9,7 +9,7 @@ import json
 import sys
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.console import Console
@@ -169,7 +169,7 @@ def methods(
         table.add_column(column)
     for name, spec in specs.items():
         config_cls = spec.config_cls
-        params = [f"{field}={info.default!r}" for field, info in config_cls.model_fields.items()]
+        params = [f"{field}={_default(info)}" for field, info in config_cls.model_fields.items()]
         served = ", ".join(config_cls.runtimes)
         table.add_row(name, config_cls.family, config_cls.summary, ", ".join(params), served)
     console.print(table)
@@ -186,12 +186,19 @@ def methods(
         runtimes.add_column(column)
     for name, cls in RUNTIME_CONFIGS.items():
         settings = [
-            f"{field}={info.default!r}"
+            f"{field}={_default(info)}"
             for field, info in cls.model_fields.items()
             if field != "name"
         ]
         runtimes.add_row(name, "yes" if name in installed else "no", ", ".join(settings) or "-")
     console.print(runtimes)
+
+
+def _default(info: Any) -> str:
+    """A pydantic field's default as shown to users (a factory's value, not 'PydanticUndefined')."""
+    if info.default_factory is not None:
+        return repr(info.default_factory())
+    return repr(info.default)
 
 
 def _register_subcommands() -> None:
