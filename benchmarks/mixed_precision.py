@@ -1,7 +1,8 @@
 """Per-layer mixed precision against uniform formats of the same size, in llama.cpp and in torch.
 
-Run: ``.venv/bin/python benchmarks/mixed_precision.py`` (about 30 minutes on 2 CPU cores, alone on
-the machine). Writes ``benchmarks/results/mixed_precision.{json,md}`` after every row.
+Run: ``.venv/bin/python benchmarks/mixed_precision.py [CANDIDATE ...]`` (about 30 minutes on 2 CPU
+cores, alone on the machine; named candidates only are re-measured, the other rows kept). Writes
+``benchmarks/results/mixed_precision.{json,md}`` after every row.
 
 The embedded SmolLM2-135M, each candidate measured in the runtime that serves it:
 
@@ -69,8 +70,12 @@ def main() -> None:
         perplexity=PerplexityConfig(seq_len=512, windows=16),
     )
     warm_up_process(base, meter)
+    # Named candidates are (re-)measured; the other rows are kept from the last results file.
     only = set(sys.argv[1:])
     rows: list[dict[str, Any]] = []
+    previous = RESULTS / "mixed_precision.json"
+    if only and previous.exists():
+        rows = [r for r in json.loads(previous.read_text())["rows"] if r["candidate"] not in only]
     for name, (runtime, steps) in CANDIDATES.items():
         if only and name not in only:
             continue

@@ -195,3 +195,24 @@ def test_replaying_the_blocks_before_a_layer_gives_the_full_forward_kl(tiny_llam
     layer.weight.data = original
     assert full > 1e-4 and replayed == pytest.approx(full, rel=1e-4)
     assert _kl(tiny_llama, batch, reference, 1, outputs) == pytest.approx(0.0, abs=1e-6)
+
+
+def test_int4_candidate_is_measured_in_torch(tiny_llama, embedded_tokenizer) -> None:  # type: ignore[no-untyped-def]
+    """Size and sparsity read the packed int4 weights back (they have no dequantize of their own)."""
+    from agentic_compression.carbon.energy_meter import CodeCarbonMeter
+    from agentic_compression.evaluation.candidate import MeasureConfig, evaluate_candidate
+    from agentic_compression.evaluation.perplexity import PerplexityConfig
+    from agentic_compression.models.loading import LoadedModel
+
+    base = LoadedModel("tiny", "test", tiny_llama, embedded_tokenizer, "tinyhash")
+    config = MeasureConfig(latency=None, perplexity=PerplexityConfig(windows=2, seq_len=64))
+    steps = [
+        {"method": "magnitude", "sparsity": 0.5},
+        {"method": "int4_weight_only", "group_size": 64},
+    ]
+    result = evaluate_candidate(base, Recipe.from_steps(steps), config, CodeCarbonMeter("FRA"))
+    assert result.status == "ok", result.error
+    size = result.metrics.size
+    # int4 round-to-nearest with a zero point keeps most pruned zeros near zero, not exactly zero
+    assert 0.0 <= size.linear_weight_sparsity <= 0.5
+    assert size.serialized_bytes < sum(p.numel() * 4 for p in tiny_llama.parameters())

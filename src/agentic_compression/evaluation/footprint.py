@@ -33,6 +33,13 @@ def serialized_bytes(model: Any) -> int:
         return os.path.getsize(path)
 
 
+def _activation_dtype(weight: Any) -> Any:
+    import torch
+
+    dtype = getattr(weight, "dtype", torch.float32)
+    return dtype if dtype in (torch.float32, torch.bfloat16, torch.float16) else torch.float32
+
+
 def dense_weight(layer: Any) -> Any:
     """The layer's weight as a float tensor, dequantising torchao and bitsandbytes formats."""
     weight = layer.weight
@@ -44,7 +51,14 @@ def dense_weight(layer: Any) -> Any:
     if type(weight).__name__ == "Int8Params":  # bitsandbytes int8: zeros stay zeros in int8
         return weight.data
     if hasattr(weight, "dequantize") and type(weight).__name__ != "Parameter":
-        return weight.dequantize()
+        try:
+            return weight.dequantize()
+        except NotImplementedError:  # torchao's CPU int4 (Int4OpaqueTensor) has no dequantize
+            import torch
+
+            eye = torch.eye(layer.in_features, dtype=torch.float32, device=weight.device)
+            with torch.no_grad():
+                return torch.nn.functional.linear(eye.to(_activation_dtype(weight)), weight).t()
     data = getattr(weight, "data", weight)
     return data.dequantize() if hasattr(data, "dequantize") and data.is_quantized else data
 
