@@ -73,7 +73,11 @@ def test_patterns_put_each_layer_in_its_format(tiny_llama, embedded_tokenizer) -
     assert kinds["model.layers.0.self_attn.q_proj"] == "Parameter"
     assert kinds["model.layers.1.self_attn.q_proj"] == "Int4OpaqueTensor"
     assert kinds["model.layers.1.mlp.up_proj"] == "Int4OpaqueTensor"
-    assert report.summary == "linear layers: float x4, int4 x8, int8 x2"
+    assert report.summary == (
+        "linear layers: float x4, int4 x8, int8 x2; model cast to bfloat16 first (the CPU int4 "
+        "kernel computes in bfloat16)"
+    )
+    assert tiny_llama.model.layers[0].self_attn.q_proj.weight.dtype == torch.bfloat16
 
 
 @pytest.mark.parametrize("budget", [5.0, 7.0])

@@ -10,6 +10,9 @@ calibration text (:mod:`.sensitivity`), at most ``budget_bits`` stored bits per 
   on a CPU torchao's ``Int4OpaqueTensor``, on CUDA its ``Int4WeightOnlyConfig``);
 - ``int8``: torchao int8 weight-only, one scale per output channel;
 - ``float``: left as it is.
+
+With int4 on a CPU a float32 model is cast to bfloat16 first (torchao's CPU int4 kernel is about 80x
+slower with float32 activations); the step's report says so.
 """
 
 from __future__ import annotations
@@ -22,7 +25,11 @@ from pydantic import Field, model_validator
 
 from agentic_compression.compression.calibration import calibration_tokens
 from agentic_compression.compression.layers import linear_layers
-from agentic_compression.compression.quantization import check_group_size, weight_only_config
+from agentic_compression.compression.quantization import (
+    check_group_size,
+    int4_compute_dtype,
+    weight_only_config,
+)
 from agentic_compression.compression.registry import MethodConfig, SearchChoice, register_method
 
 Format = Literal["int4", "int8", "float"]
@@ -106,8 +113,10 @@ def apply_mixed_precision(model: Any, config: MixedPrecision, context: Any) -> s
     from agentic_compression.compression.sensitivity import measure_sensitivity
 
     device = next(model.parameters()).device
+    cast = ""
     if "int4" in {*config.layers.values(), *(config.types if config.budget_bits else ())}:
         check_group_size(model, config.group_size, "mixed_precision")
+        cast = int4_compute_dtype(model)
     chosen: dict[str, str] = {}
     for name, _ in linear_layers(model):
         for pattern, fixed_format in config.layers.items():
@@ -158,4 +167,4 @@ def apply_mixed_precision(model: Any, config: MixedPrecision, context: Any) -> s
         if form != "float":
             _quantize(model, names, weight_only_config(form, config.group_size, device))
     counts = ", ".join(f"{form} x{len(names)}" for form, names in sorted(by_format.items()))
-    return f"linear layers: {counts}{report}"
+    return f"linear layers: {counts}{report}{cast}"
