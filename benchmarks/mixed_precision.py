@@ -9,9 +9,10 @@ The embedded SmolLM2-135M, each candidate measured in the runtime that serves it
 - llama.cpp: uniform Q4_1 (5.0 bits/weight) and Q5_0 (5.5) against ``Q4_0 + mix_bits`` at the same
   budgets (the decoder's matrices get Q4_0, Q5_0 or Q8_0 by measured sensitivity; the embeddings
   keep the Q4_0 rule's type), and uniform Q4_0 as the floor;
-- torch: uniform ``int4_weight_only`` in groups of 32 (6.0 bits/weight: fp32 scale and zero per 32
-  weights) against ``mixed_precision`` at ``budget_bits`` 6.0 (int4 in groups of 64, or int8, per
-  layer by sensitivity), and uniform int8 as the ceiling.
+- torch: uniform ``int4_weight_only`` in groups of 32 (5.0 bits/weight: a bfloat16 scale and zero
+  per 32 weights; on a CPU the model computes in bfloat16) against ``mixed_precision`` at
+  ``budget_bits`` 5.0 (int4 in groups of 64, 4.5 bits, or int8, per layer by sensitivity), and
+  uniform int8 as the ceiling.
 
 The budgets are the uniform formats' own sizes, fixed before anything was measured; sensitivity is
 measured on the shipped GSM8K *train* text, perplexity on WikiText-2 *test* (16 x 512 tokens), so the
@@ -40,14 +41,14 @@ CANDIDATES: dict[str, tuple[dict[str, Any] | None, list[dict[str, Any]]]] = {
     "gguf Q5_0": ({"name": "llamacpp", "quant": "Q5_0"}, []),
     "gguf Q4_0+mix5.5": ({"name": "llamacpp", "quant": "Q4_0", "mix_bits": 5.5}, []),
     "torch int4-g32": (None, [{"method": "int4_weight_only", "group_size": 32}]),
-    "torch mixed-6bit": (None, [{"method": "mixed_precision", "budget_bits": 6.0}]),
+    "torch mixed-5bit": (None, [{"method": "mixed_precision", "budget_bits": 5.0}]),
     "torch int8": (None, [{"method": "int8_weight_only"}]),
 }
 #: (runtime, uniform candidate, mixed candidate at the uniform one's budget).
 PAIRS = [
     ("llamacpp", "gguf Q4_1", "gguf Q4_0+mix5"),
     ("llamacpp", "gguf Q5_0", "gguf Q4_0+mix5.5"),
-    ("torch", "torch int4-g32", "torch mixed-6bit"),
+    ("torch", "torch int4-g32", "torch mixed-5bit"),
 ]
 
 
