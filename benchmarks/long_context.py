@@ -16,8 +16,9 @@ The embedded SmolLM2-135M exported to GGUF Q8_0, loaded by llama.cpp in this pro
   the tokens after the first 512 (where the windows differ from the full context).
 
 Headline keys: ``cache_bytes_growth`` (max / min of the cache bytes sampled after the context first
-filled; 1.0 means flat), ``rss_growth_mb`` (resident memory at the end minus when the context first
-filled), and ``ppl`` per setting.
+filled: the cache refills between halvings, so this is the sawtooth's amplitude, not growth over time;
+the cached tokens never exceed the context), ``rss_growth_mb`` (resident memory at the end minus when
+the context first filled), and ``ppl`` per setting.
 """
 
 from __future__ import annotations
