@@ -16,7 +16,7 @@ from agentic_compression.core.pareto import DEFAULT_OBJECTIVES, Point, hypervolu
 from agentic_compression.planning.base import PlanningGoal, TrialOutcome
 from agentic_compression.planning.optuna_planner import OptunaPlanner, goal_constraints
 from agentic_compression.planning.random_planner import RandomPlanner
-from agentic_compression.planning.space import SearchSpace, SpacePoint
+from agentic_compression.planning.space import CPU_QUANTIZATIONS, SearchSpace, SpacePoint
 
 QUANT_LOSS = {"fp32": 0.0, "bf16": 0.002, "int8_weight_only": 0.004, "int8_dynamic": 0.06,
               "bnb_8bit": 0.01, "nf4": 0.04, "fp4": 0.08}  # fmt: skip
@@ -27,7 +27,10 @@ SIZE_MB = {"fp32": 538, "bf16": 270, "int8_weight_only": 249, "int8_dynamic": 24
 PRUNE_LOSS = {"none": 0.0, "magnitude": 0.5, "wanda": 0.25, "nm-2:4": 0.35}
 REFERENCE = {"accuracy": 0.3, "latency_ms": 100.0, "memory_bytes": 600e6, "energy_kwh_per_1k_tokens": 1e-3,
              "co2_kg_per_1k_tokens": 4e-4}  # fmt: skip
-SPACE = SearchSpace(pruning=tuple(PRUNE_LOSS))  # the unstructured and 2:4 choices
+# The unstructured and 2:4 choices and the CPU formats this fake world knows, in registry order.
+SPACE = SearchSpace(
+    pruning=tuple(PRUNE_LOSS), quantizations=tuple(q for q in CPU_QUANTIZATIONS if q in QUANT_LOSS)
+)
 
 
 def fake_objectives(point: SpacePoint) -> dict[str, float]:

@@ -69,7 +69,6 @@ def test_every_searched_choice_is_in_the_space_and_round_trips() -> None:
         "nf4",
         "fp4",
         "bnb_8bit",
-        "mixed-6bit",
     )
     space = SearchSpace(quantizations=tuple(QUANTIZATION_STEPS), sparsity_levels=(0.3,))
     for point in space.grid():

@@ -46,8 +46,10 @@ class MixedPrecision(MethodConfig):
         "per-layer int4/int8/float (torchao): module patterns and/or a sensitivity allocation "
         "under a bits-per-weight budget"
     )
+    # Not in the default search yet: its sensitivity pass costs minutes per candidate on a CPU
+    # (one forward pass per matrix), which multi-fidelity screening should decide when to pay.
     search_choices: ClassVar[tuple[SearchChoice, ...]] = (
-        SearchChoice("mixed-6bit", "mix6", {"budget_bits": 6.0}, bits=6),
+        SearchChoice("mixed-6bit", "mix6", {"budget_bits": 6.0}, bits=6, searched=False),
     )
 
     layers: dict[str, Format] = Field(default_factory=dict)

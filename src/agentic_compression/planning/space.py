@@ -4,8 +4,8 @@ A point of the space is a :class:`SpacePoint`: a pruning choice (``none``, ``mag
 ``nm-2:4``, and the structured ``mlp-channels`` and ``drop-layers``), a sparsity (the fraction removed)
 for the swept ones, within each choice's own range, and one precision/quantization choice, which
 also says where the candidate is served: PyTorch eager (``fp32``, ``bf16``, ``int8_weight_only``,
-``int8_dynamic``, ``int4_weight_only``, ``mixed-6bit`` (per-layer int4/int8 by sensitivity), ``nf4``,
-``fp4``, ``bnb_8bit``, and ``float8_dynamic`` on an FP8 GPU)
+``int8_dynamic``, ``int4_weight_only``, ``nf4``, ``fp4``, ``bnb_8bit``, and ``float8_dynamic`` on an
+FP8 GPU; ``mixed-6bit``, per-layer int4/int8 by sensitivity, when asked for)
 or llama.cpp with the weights exported in a GGUF type (``gguf-f16``, ``gguf-q8_0``, ``gguf-q4_k_m``
 ...), ONNX Runtime GenAI (``onnx-int8``, ``onnx-int4``) or, on a GPU, vLLM (``vllm-w4a16`` ...). So the planners search the joint (recipe x runtime) space with no change of their own. :meth:`SearchSpace.to_recipe` turns a point into a
 :class:`Recipe` (pruning first, then the single precision step); :meth:`SearchSpace.from_recipe` is the
