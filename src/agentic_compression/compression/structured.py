@@ -94,6 +94,28 @@ def _forward_chunks(model: Any, tokens: Any) -> None:
         model(chunk, use_cache=False)
 
 
+def _input_square_sums(model: Any, tokens: Any, layers: list[Any]) -> list[Any]:
+    """Per layer: the sum over the calibration tokens of the square of each of its input columns."""
+    import torch
+
+    sums = [torch.zeros(layer.in_features, device=tokens.device) for layer in layers]
+
+    def accumulate(index: int) -> Any:
+        def hook(module: Any, args: tuple[Any, ...]) -> None:
+            x = args[0].detach().reshape(-1, module.in_features).float()
+            sums[index] += (x * x).sum(dim=0)
+
+        return hook
+
+    handles = [layer.register_forward_pre_hook(accumulate(i)) for i, layer in enumerate(layers)]
+    try:
+        _forward_chunks(model, tokens)
+    finally:
+        for handle in handles:
+            handle.remove()
+    return sums
+
+
 def _keep_rows(layer: Any, keep: Any, dim: int) -> None:
     """Keep only the ``keep`` indices of ``layer``'s weight along ``dim`` (0: outputs, 1: inputs)."""
     import torch
@@ -123,21 +145,7 @@ def apply_mlp_channels(model: Any, config: MlpChannels, context: Any) -> str:
     tokens = calibration_tokens(
         model, context, config.calibration_samples, config.calibration_seq_len
     )
-    sums = [torch.zeros(width, device=tokens.device) for _ in mlps]
-
-    def accumulate(index: int) -> Any:
-        def hook(module: Any, args: tuple[Any, ...]) -> None:
-            x = args[0].detach().reshape(-1, module.in_features).float()
-            sums[index] += (x * x).sum(dim=0)
-
-        return hook
-
-    handles = [mlp.down_proj.register_forward_pre_hook(accumulate(i)) for i, mlp in enumerate(mlps)]
-    try:
-        _forward_chunks(model, tokens)
-    finally:
-        for handle in handles:
-            handle.remove()
+    sums = _input_square_sums(model, tokens, [mlp.down_proj for mlp in mlps])
     for mlp, sq in zip(mlps, sums, strict=True):
         scores = sq.sqrt() * mlp.down_proj.weight.float().norm(dim=0)
         keep = torch.topk(scores, kept).indices.sort().values
@@ -198,22 +206,7 @@ def apply_attention_heads(model: Any, config: AttentionHeads, context: Any) -> s
     tokens = calibration_tokens(
         model, context, config.calibration_samples, config.calibration_seq_len
     )
-    width = n_heads * head_dim
-    sums = [torch.zeros(width, device=tokens.device) for _ in attentions]
-
-    def accumulate(index: int) -> Any:
-        def hook(module: Any, args: tuple[Any, ...]) -> None:
-            x = args[0].detach().reshape(-1, module.in_features).float()
-            sums[index] += (x * x).sum(dim=0)
-
-        return hook
-
-    handles = [a.o_proj.register_forward_pre_hook(accumulate(i)) for i, a in enumerate(attentions)]
-    try:
-        _forward_chunks(model, tokens)
-    finally:
-        for handle in handles:
-            handle.remove()
+    sums = _input_square_sums(model, tokens, [a.o_proj for a in attentions])
     kept_groups = n_groups - removed
     for attention, sq in zip(attentions, sums, strict=True):
         columns = sq.sqrt() * attention.o_proj.weight.float().norm(dim=0)

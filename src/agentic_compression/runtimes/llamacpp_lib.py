@@ -355,12 +355,9 @@ class LlamaCppModel:
         for offset in range(0, len(tokens), chunk):
             piece = tokens[offset : offset + chunk]
             self._make_room(len(piece))
-            logits = self._decode(piece, len(self._cached), 0).astype(np.float64)
-            targets = tokens[offset + 1 : offset + 1 + len(piece)]
-            logits = logits[: len(targets)]
-            peak = logits.max(axis=1, keepdims=True)
-            log_norm = np.log(np.exp(logits - peak).sum(axis=1)) + peak[:, 0]
-            scores.append(logits[np.arange(len(targets)), targets] - log_norm)
+            logits = self._decode(piece, len(self._cached), 0)
+            targets = np.asarray(tokens[offset + 1 : offset + 1 + len(piece)])
+            scores.append(_target_logprobs(logits[: len(targets)], targets))
         return np.concatenate(scores)
 
     def _decode(self, tokens: list[int], start: int, logits_from: int | None) -> Any:
@@ -417,13 +414,10 @@ class LlamaCppModel:
         keep = min(shared, score_from - 1)
         self._forget_from(keep)
         logits = self._decode(tokens[keep:], keep, score_from - 1 - keep)
-        wanted = logits[:-1].astype(np.float64)
+        wanted = logits[:-1]
         targets = np.asarray(tokens[score_from:])
-        peak = wanted.max(axis=1, keepdims=True)
-        log_norm = np.log(np.exp(wanted - peak).sum(axis=1)) + peak[:, 0]
-        logprobs = wanted[np.arange(len(targets)), targets] - log_norm
         greedy = wanted.argmax(axis=1) == targets
-        return logprobs, greedy
+        return _target_logprobs(wanted, targets), greedy
 
     def generate(
         self,
@@ -473,6 +467,16 @@ class LlamaCppModel:
 
     def __del__(self) -> None:
         self.close()
+
+
+def _target_logprobs(logits: Any, targets: Any) -> Any:
+    """Log-probability of each row's target under the row's softmax (in float64)."""
+    import numpy as np
+
+    rows = logits.astype(np.float64)
+    peak = rows.max(axis=1, keepdims=True)
+    log_norm = np.log(np.exp(rows - peak).sum(axis=1)) + peak[:, 0]
+    return rows[np.arange(len(targets)), targets] - log_norm
 
 
 #: ggml type ids of the KV-cache types offered (ggml.h's enum ggml_type).
