@@ -24,7 +24,9 @@ from agentic_compression.cli.options import plain
 
 PRODUCT_LOGGER = "agentic_compression"
 #: Libraries whose logging is chatty: ERROR only outside a run, INFO into a run's log file.
-THIRD_PARTY_LOGGERS = ("torchao", "codecarbon", "torch", "transformers", "bitsandbytes", "lm_eval")
+THIRD_PARTY_LOGGERS = (
+    "torchao", "codecarbon", "torch", "transformers", "bitsandbytes", "lm_eval", "autoround",
+)  # fmt: skip
 _FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 
 

@@ -11,5 +11,6 @@ from agentic_compression.compression import precision  # noqa: F401
 from agentic_compression.compression import pruning  # noqa: F401
 from agentic_compression.compression import quantization  # noqa: F401
 from agentic_compression.compression import mixed_precision  # noqa: F401
+from agentic_compression.compression import autoround  # noqa: F401
 from agentic_compression.compression import recovery  # noqa: F401
 from agentic_compression.compression import structured  # noqa: F401

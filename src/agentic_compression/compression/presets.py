@@ -74,14 +74,28 @@ RUNTIME_PRESETS.update(
 )
 
 
+#: Calibrated 4-bit rounding (AutoRound, symmetric groups of 32) stored in a runtime's 4-bit format:
+#: torchao int4 at the same group size, or llama.cpp Q4_0, whose blocks hold that grid exactly.
+CALIBRATED_PRESETS: dict[str, tuple[list[dict[str, Any]], dict[str, Any] | None]] = {
+    "autoround-int4": (
+        [{"method": "autoround"}, {"method": "int4_weight_only", "group_size": 32}],
+        None,
+    ),
+    "autoround-q4_0": ([{"method": "autoround"}], {"name": "llamacpp", "quant": "Q4_0"}),
+}
+
+
 def preset_names() -> list[str]:
-    return [*PRESETS, *RUNTIME_PRESETS]
+    return [*PRESETS, *CALIBRATED_PRESETS, *RUNTIME_PRESETS]
 
 
 def preset(name: str) -> Recipe:
     """The named preset as a recipe, e.g. ``preset("nf4")`` or ``preset("gguf-q4_k_m")``."""
     if name in RUNTIME_PRESETS:
         return Recipe.from_steps([], name=name, runtime=RUNTIME_PRESETS[name])
+    if name in CALIBRATED_PRESETS:
+        steps, runtime = CALIBRATED_PRESETS[name]
+        return Recipe.from_steps(steps, name=name, runtime=runtime)
     if name not in PRESETS:
         raise UserInputError(
             f"unknown recipe preset {name!r}; presets: {', '.join(preset_names())} "
@@ -92,7 +106,7 @@ def preset(name: str) -> Recipe:
 
 def resolve_recipe(argument: str) -> Recipe:
     """A preset name, a path to a JSON recipe file, or inline JSON."""
-    if argument in PRESETS or argument in RUNTIME_PRESETS:
+    if argument in preset_names():
         return preset(argument)
     stripped = argument.strip()
     if stripped.startswith("{"):

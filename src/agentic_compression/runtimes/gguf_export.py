@@ -17,6 +17,10 @@ choice (``llama-quantize``):
   Q5_K -> Q5_1, Q6_K -> Q8_0, IQ4_XS -> IQ4_NL; F16 if even 32 does not divide it). The embedded
   model's hidden size is 576, not a multiple of 256, so most of its K-quant tensors fall back.
 
+A matrix whose every block of 32 already lies on a Q4_0 grid (a float16 scale times integers
+-8..7, as a calibrated 4-bit rounding such as ``autoround`` leaves it) is written in Q4_0 exactly as
+it is (:func:`exact_q4_0`) instead of being rounded again.
+
 The per-tensor types are read back from the written file (:func:`tensor_types`), never assumed.
 
 ``importance`` (an importance matrix: the mean square of each input column of every linear layer,
@@ -177,8 +181,6 @@ def export_gguf(
     """
     import gguf
 
-    from agentic_compression.runtimes.llamacpp_lib import quantize_rows
-
     arch, permute = _architecture(model)
     config = model.config
     n_layers = int(config.num_hidden_layers)
@@ -208,7 +210,7 @@ def export_gguf(
     writer.add_quantization_version(gguf.GGML_QUANT_VERSION)
     notes = list(_add_tokenizer(writer, tokenizer, model, tokenizer_gguf))
 
-    fallbacks = 0
+    fallbacks = on_grid = 0
     for hf_name, weights in _hf_state(model):
         gguf_name = names.get_name(hf_name, try_suffixes=(".weight", ".bias"))
         if gguf_name is None:
@@ -227,10 +229,13 @@ def export_gguf(
             continue
         ggml_type = getattr(gguf.GGMLQuantizationType, chosen)
         column_importance = None if importance is None else importance.get(hf_name)
-        packed = quantize_rows(weights, int(ggml_type), column_importance)
+        packed, exact = _pack(weights, chosen, column_importance)
+        on_grid += exact
         # A uint8 array shaped (rows, bytes per row): the writer derives the element shape from it.
         writer.add_tensor(gguf_name, packed.reshape(weights.shape[0], -1), raw_dtype=ggml_type)
 
+    if on_grid:
+        notes.append(f"{on_grid} tensors already on the Q4_0 grid written exactly (not re-rounded)")
     writer.write_header_to_file()
     writer.write_kv_data_to_file()
     writer.write_tensors_to_file()
@@ -244,6 +249,84 @@ def export_gguf(
         imatrix=importance is not None,
         notes=tuple(notes),
     )
+
+
+def _pack(rows: Any, chosen: str, importance: Any | None) -> tuple[Any, bool]:
+    """``rows`` in ggml type ``chosen``: written as they are when already on a Q4_0 grid (a
+    calibrated rounding such as AutoRound's), else quantized by llama.cpp's kernels."""
+    import gguf
+
+    from agentic_compression.runtimes.llamacpp_lib import quantize_rows
+
+    if chosen == "Q4_0":
+        exact = exact_q4_0(rows)
+        if exact is not None:
+            return exact, True
+    return quantize_rows(rows, int(getattr(gguf.GGMLQuantizationType, chosen)), importance), False
+
+
+#: Q4_0 block: 32 weights = a float16 scale d and 32 four-bit integers q (stored q + 8), w = d * q.
+_Q4_0_BLOCK = 32
+
+
+def exact_q4_0(rows: Any) -> Any | None:
+    """The Q4_0 bytes of ``rows`` (float32, rows x n) if every block of 32 is exactly ``d * q``
+    with ``d`` a float16 and ``q`` integers in -8..7; None otherwise (then llama.cpp's quantizer,
+    which derives ``d`` from the block's extreme value, would move values that are on such a grid
+    whenever the extreme is not -8 d).
+
+    >>> import numpy as np
+    >>> grid = (np.arange(64, dtype=np.float32) % 16 - 8) * np.float32(0.25)
+    >>> exact_q4_0(grid.reshape(1, 64)).shape, exact_q4_0(grid.reshape(1, 64) + 0.01)
+    ((1, 36), None)
+    """
+    import numpy as np
+
+    rows = np.asarray(rows, dtype=np.float32)
+    if rows.ndim != 2 or rows.shape[1] % _Q4_0_BLOCK:
+        return None
+    if _grid_scales(rows[:1]) is None:  # cheap refusal of ordinary float weights
+        return None
+    blocks = rows.reshape(-1, _Q4_0_BLOCK)
+    scales = _grid_scales(rows)
+    if scales is None:
+        return None
+    with np.errstate(divide="ignore", invalid="ignore"):
+        q = np.where(scales[:, None] == 0, 0, blocks / scales[:, None])
+    nibbles = (np.rint(q) + 8).astype(np.uint8)
+    half = _Q4_0_BLOCK // 2
+    packed = nibbles[:, :half] | (nibbles[:, half:] << 4)
+    d = scales.astype(np.float16).view(np.uint8).reshape(-1, 2)
+    out = np.concatenate([d, packed], axis=1)
+    return out.reshape(rows.shape[0], -1)
+
+
+def _grid_scales(rows: Any) -> Any | None:
+    """Per block of 32: the float16 scale that puts it exactly on integers -8..7, or None if a block
+    has none. The block's largest magnitude is ``d * q`` for some q in -8..7, so those 15
+    candidates (``d`` = extreme / q) are all there is to try."""
+    import numpy as np
+
+    blocks = rows.reshape(-1, _Q4_0_BLOCK).astype(np.float64)
+    extreme = blocks[np.arange(len(blocks)), np.abs(blocks).argmax(axis=1)]
+    scales = np.zeros(len(blocks))
+    found = extreme == 0
+    for level in (-8, -7, -6, -5, -4, -3, -2, -1, 1, 2, 3, 4, 5, 6, 7):
+        todo = ~found
+        if not todo.any():
+            break
+        d = (extreme[todo] / level).astype(np.float16).astype(np.float64)
+        q = np.rint(blocks[todo] / d[:, None])
+        ok = (
+            (d != 0)
+            & np.all(q >= -8, axis=1)
+            & np.all(q <= 7, axis=1)
+            & np.all(d[:, None] * q == blocks[todo], axis=1)
+        )
+        index = np.flatnonzero(todo)[ok]
+        scales[index] = d[ok]
+        found[index] = True
+    return scales if found.all() else None
 
 
 def gguf_tensor_names(model: Any) -> dict[str, str]:
@@ -266,14 +349,12 @@ def round_trip(weight: Any, type_name: str, importance: Any | None = None) -> tu
     import gguf
     import torch
 
-    from agentic_compression.runtimes.llamacpp_lib import quantize_rows
-
     rows = weight.detach().to(torch.float32).cpu().numpy()
     chosen, _ = choose_type("", rows.shape, type_name, 1, False)
     if chosen in _FLOAT_TYPES:
         return weight, rows.shape[0] * rows.shape[1] * (4 if chosen == "F32" else 2)
     ggml_type = getattr(gguf.GGMLQuantizationType, chosen)
-    packed = quantize_rows(rows, int(ggml_type), importance)
+    packed, _ = _pack(rows, chosen, importance)
     values = gguf.quants.dequantize(packed.reshape(rows.shape[0], -1), ggml_type)
     return torch.from_numpy(values).to(weight.dtype), int(packed.nbytes)
 
