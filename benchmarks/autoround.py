@@ -1,6 +1,6 @@
 """Calibrated 4-bit rounding (AutoRound) against round-to-nearest at the same bits, in torch and llama.cpp.
 
-Run: ``.venv/bin/python benchmarks/autoround.py`` (about 40 minutes on 2 CPU cores, alone on the
+Run: ``.venv/bin/python benchmarks/autoround.py`` (about 45 minutes on 2 CPU cores, alone on the
 machine). Writes ``benchmarks/results/autoround.{json,md}`` after every row.
 
 The embedded SmolLM2-135M. AutoRound (the ``autoround`` step at its defaults: symmetric 4-bit groups
@@ -14,9 +14,9 @@ runs once, metered; its float output (every decoder linear weight on the 4-bit g
   an importance matrix from the same calibration text (llama.cpp's own calibrated quantization), and
   of AutoRound's output (its blocks are written exactly, not re-rounded).
 
-Perplexity on WikiText-2 *test* (16 x 512 tokens), which the calibration never sees; size is the
-artefact's bytes; decode ms/token (128-token prompt, 32 new tokens, 1 warm-up + 3 repeats) is
-recorded but is not the comparison. Headline keys: ``pairs``, per runtime: RTN and AutoRound
+Measured as ``runtime_table.py`` measures (3 latency repeats): perplexity on WikiText-2 *test*
+(16 x 512 tokens), which the calibration never sees; ARC-Easy and HellaSwag (200 each, 0-shot); size
+is the artefact's bytes; decode ms/token is recorded but is not the comparison. Headline keys: ``pairs``, per runtime: RTN and AutoRound
 perplexity and bytes, ``autoround_better``; ``autoround_seconds`` and ``autoround_wh``.
 """
 
@@ -28,7 +28,7 @@ import os
 import time
 from typing import Any
 
-from runtime_table import RESULTS, warm_up_process
+from runtime_table import RESULTS, _row, table_config, warm_up_process
 
 AUTOROUND = {"method": "autoround"}
 INT4_G32 = [{"method": "int4_weight_only", "group_size": 32}]
@@ -54,19 +54,14 @@ def main() -> None:
     from agentic_compression.cli.app import _quiet_libraries
     from agentic_compression.compression.apply import CompressionContext, compress
     from agentic_compression.compression.recipe import Recipe
-    from agentic_compression.evaluation.candidate import MeasureConfig, evaluate_candidate
-    from agentic_compression.evaluation.latency import LatencyConfig
-    from agentic_compression.evaluation.perplexity import PerplexityConfig
+    from agentic_compression.evaluation.candidate import evaluate_candidate
     from agentic_compression.models import load_model
 
     _quiet_libraries()
     load_before = os.getloadavg()
     base = load_model("smollm2-135m")
     meter = CodeCarbonMeter("USA")
-    config = MeasureConfig(
-        latency=LatencyConfig(prompt_tokens=128, new_tokens=32, warmup=1, repeats=3),
-        perplexity=PerplexityConfig(seq_len=512, windows=16),
-    )
+    config = table_config(repeats=3)
     warm_up_process(base, meter)
 
     model = base.fresh_copy()
@@ -79,6 +74,7 @@ def main() -> None:
         "calibration": context.calibration_used,
         "seconds": round(time.perf_counter() - started, 1),
         "wh": round(box.reading.energy_kwh * 1000, 3) if box.reading else None,
+        "energy_label": str(box.reading.label) if box.reading else None,
     }
     print(json.dumps(rounding), flush=True)
     models = {
@@ -91,16 +87,9 @@ def main() -> None:
         started = time.perf_counter()
         recipe = Recipe.from_steps(steps, name, runtime)
         result = evaluate_candidate(models[source], recipe, config, meter)
-        m = result.metrics
-        row: dict[str, Any] = {"candidate": name, "status": result.status, "error": result.error}
-        if m is not None and m.perplexity is not None:
-            row.update(
-                perplexity=round(m.perplexity.value, 4),
-                size_bytes=m.size.serialized_bytes,
-                format=m.deployment.format if m.deployment else None,
-                notes=list(m.deployment.notes) if m.deployment else [],
-                decode_ms_p50=round(m.latency.decode_ms_median, 2) if m.latency else None,
-            )
+        row = _row(name, result)
+        deployment = result.metrics.deployment if result.metrics else None
+        row["notes"] = list(deployment.notes) if deployment else []
         row["seconds"] = round(time.perf_counter() - started, 1)
         rows.append(row)
         print(json.dumps(row), flush=True)
@@ -153,10 +142,12 @@ def _write(rounding: dict[str, Any], rows: list[dict[str, Any]], load_before: An
             for p in pairs
         ),
         "",
-        "| candidate | status | perplexity | bytes | decode ms p50 | seconds | notes |",
-        "|---|---|---|---|---|---|---|",
+        "| candidate | status | perplexity | ARC-E | HS | bytes | decode ms p50 | seconds | notes |",
+        "|---|---|---|---|---|---|---|---|---|",
         *(
             f"| {r['candidate']} | {r['status']} {r['error'] or ''} | {r.get('perplexity', '')} | "
+            f"{r.get('accuracy', {}).get('arc_easy', '')} | "
+            f"{r.get('accuracy', {}).get('hellaswag', '')} | "
             f"{r.get('size_bytes', '') and format(r['size_bytes'], ',')} | "
             f"{r.get('decode_ms_p50', '')} | {r['seconds']} | {'; '.join(r.get('notes', []))} |"
             for r in rows
