@@ -3,6 +3,12 @@
 Run: ``.venv/bin/python benchmarks/runtime_table.py`` (about 50 minutes on 2 CPU cores, alone on
 the machine). Writes ``benchmarks/results/runtime_table.{json,md}`` after every row.
 
+``benchmarks/runtime_table.py --strategies`` measures the compression strategies beyond uniform
+formats (attention-head removal in every runtime, torchao int4 on the CPU, per-layer mixed precision
+in torch and llama.cpp, llama.cpp's quantized KV cache) beside this run's own references, into
+``runtime_table_strategies.{json,md}`` (about 45 minutes); the strategies with benchmarks of their
+own (MLP channels and layers, recovery, AutoRound, long context) link theirs from there.
+
 On a machine with an NVIDIA GPU, ``benchmarks/runtime_table.py --gpu`` measures the GPU candidates
 instead (torch on CUDA with torchao's int8/int4/float8 kernels, and vLLM where installed), with the
 model on the GPU and NVML's energy counter as the meter, into ``runtime_table_gpu.{json,md}``.
@@ -42,13 +48,36 @@ GPU_CANDIDATES = [
     "fp32", "bf16", "int8-weight-only", "int8-dynamic", "int4-weight-only", "float8-dynamic",
     "vllm-bf16", "vllm-w8a8", "vllm-w4a16", "vllm-fp8",
 ]  # fmt: skip
+#: ``--strategies``: issue #11's compression strategies in the runtimes that serve them, with this
+#: run's own references first (every ratio is to fp32 of the same run). Preset names or inline JSON.
+STRATEGY_CANDIDATES = [
+    "fp32", "gguf-q8_0", "gguf-q4_0", "onnx-int8",
+    "heads-34",
+    '{"name": "heads-34 gguf-q8_0", "steps": [{"method": "attention_heads", "fraction": 0.34}], '
+    '"runtime": {"name": "llamacpp", "quant": "Q8_0"}}',
+    '{"name": "heads-34 onnx-int8", "steps": [{"method": "attention_heads", "fraction": 0.34}], '
+    '"runtime": {"name": "onnxruntime", "precision": "int8"}}',
+    "int4-weight-only", "mix6",
+    '{"name": "gguf-q4_0+mix5.5", "steps": [], "runtime": {"name": "llamacpp", "quant": "Q4_0", "mix_bits": 5.5}}',
+    '{"name": "gguf-q4_0+kv-q8_0", "steps": [], "runtime": {"name": "llamacpp", "quant": "Q4_0", "kv_cache": "q8_0"}}',
+]  # fmt: skip
+STRATEGY_LINKS = """
+The other strategies have benchmarks of their own, measured with these settings in every runtime
+that serves them: MLP channels and whole layers in torch, llama.cpp and ONNX Runtime
+([structured_pruning.md](structured_pruning.md), decode speed interleaved:
+[structured_latency.md](structured_latency.md)); LoRA recovery and distillation
+([recovery.md](recovery.md)); AutoRound against round-to-nearest in torch and llama.cpp
+([autoround.md](autoround.md)); mixed precision at equal size ([mixed_precision.md](mixed_precision.md));
+the KV cache at 4k context ([kv_cache.md](kv_cache.md)) and attention sinks
+([long_context.md](long_context.md)).
+"""
 TASKS = {"arc_easy": "acc", "hellaswag": "acc_norm"}
 
 
 def main() -> None:
     from agentic_compression.carbon.energy_meter import CodeCarbonMeter
     from agentic_compression.cli.app import _quiet_libraries
-    from agentic_compression.compression import preset
+    from agentic_compression.compression import resolve_recipe
     from agentic_compression.core.provenance import machine_summary
     from agentic_compression.evaluation.candidate import evaluate_candidate
     from agentic_compression.models import load_model
@@ -58,10 +87,12 @@ def main() -> None:
     import torch
 
     gpu = "--gpu" in sys.argv
+    strategies = "--strategies" in sys.argv
     if gpu and not torch.cuda.is_available():
         raise SystemExit("runtime_table --gpu: no CUDA GPU is visible to torch; run it on a GPU")
-    names = [a for a in sys.argv[1:] if a != "--gpu"] or (GPU_CANDIDATES if gpu else CANDIDATES)
-    stem = "runtime_table_gpu" if gpu else "runtime_table"
+    default = GPU_CANDIDATES if gpu else STRATEGY_CANDIDATES if strategies else CANDIDATES
+    names = [a for a in sys.argv[1:] if not a.startswith("--")] or default
+    stem = "runtime_table_gpu" if gpu else f"runtime_table{'_strategies' if strategies else ''}"
     load_before = os.getloadavg()
     base = load_model("smollm2-135m", device="cuda" if gpu else "cpu")
     if gpu:
@@ -70,7 +101,9 @@ def main() -> None:
         meter: Any = make_energy_meter("USA", prefer="nvml")
     else:
         meter = CodeCarbonMeter("USA")
-    config = table_config(cache_path=None if gpu else RESULTS / ".runtime_table_cache.sqlite")
+    config = table_config(
+        cache_path=None if gpu or strategies else RESULTS / ".runtime_table_cache.sqlite"
+    )
     warm_up_process(base, meter)
     machine = machine_summary()
     machine.update(
@@ -85,16 +118,20 @@ def main() -> None:
     rows: list[dict[str, Any]] = []
     for name in names:
         started = time.perf_counter()
-        result = evaluate_candidate(base, preset(name), config, meter)
-        print(f"{name}: {result.status} in {time.perf_counter() - started:.0f}s", flush=True)
-        rows.append(_row(name, result))
+        recipe = resolve_recipe(name)
+        result = evaluate_candidate(base, recipe, config, meter)
+        print(
+            f"{recipe.label}: {result.status} in {time.perf_counter() - started:.0f}s", flush=True
+        )
+        rows.append(_row(recipe.label, result))
         summary = _summarise(rows)
         machine["loadavg_after"] = [round(x, 2) for x in os.getloadavg()]
         RESULTS.mkdir(exist_ok=True)
         (RESULTS / f"{stem}.json").write_text(
             json.dumps({"machine": machine, **summary, "rows": rows}, indent=2)
         )
-        (RESULTS / f"{stem}.md").write_text(markdown(machine, summary, rows))
+        text = markdown(machine, summary, rows) + (STRATEGY_LINKS if strategies else "")
+        (RESULTS / f"{stem}.md").write_text(text)
     print((RESULTS / f"{stem}.md").read_text())
 
 
