@@ -10,7 +10,7 @@ failed candidate has no objectives. How many examples the accuracy rests on is n
 
 from __future__ import annotations
 
-from agentic_compression.core.metrics import CandidateResult
+from agentic_compression.core.metrics import CandidateResult, LatencyStats
 
 OBJECTIVE_NAMES = (
     "accuracy",
@@ -44,6 +44,37 @@ def objective_values(result: CandidateResult) -> dict[str, float]:
         "energy_kwh_per_1k_tokens": energy.energy_kwh_per_token * 1000,
         "co2_kg_per_1k_tokens": energy.co2_kg_per_1k_tokens,
     }
+
+
+#: The objectives that come from timing the decode loop (energy and CO2 per token are metered
+#: over it), so they carry its measured noise.
+TIMED_OBJECTIVES = ("latency_ms", "energy_kwh_per_1k_tokens", "co2_kg_per_1k_tokens")
+
+
+def objective_noise(result: CandidateResult) -> dict[str, float]:
+    """Relative measurement noise of the timed objectives of ``result``: the spread of its latency
+    repeats (the slowest repeat's median decode time / the fastest's, minus 1; 0 with one repeat).
+    The Pareto front counts differences within it as ties (``core.pareto``). Accuracy and size are
+    not timing: they carry none.
+    """
+    if result.metrics is None or result.metrics.latency is None:
+        return {}
+    spread = latency_noise(result.metrics.latency)
+    return {name: spread for name in TIMED_OBJECTIVES} if spread > 0 else {}
+
+
+def latency_noise(stats: LatencyStats) -> float:
+    """``repeat_spread - 1`` of a latency measurement (0 when unknown or a single repeat).
+
+    >>> stats = LatencyStats(prompt_tokens=8, new_tokens=8, warmup=0, repeats=3,
+    ...     prefill_ms_median=1, prefill_ms_p90=1, decode_ms_median=10, decode_ms_p90=11,
+    ...     decode_tokens_per_s=100, threads=2, device="cpu", repeat_spread=1.08)
+    >>> round(latency_noise(stats), 3)
+    0.08
+    """
+    if stats.repeat_spread is None or stats.repeats < 2:
+        return 0.0
+    return max(0.0, float(stats.repeat_spread) - 1.0)
 
 
 def accuracy_fidelity(result: CandidateResult) -> int | None:

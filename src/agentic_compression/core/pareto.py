@@ -4,13 +4,19 @@ Pure functions over immutable records, with optimisation directions declared per
 objective (Optuna style). Constraints (accuracy threshold, memory or latency limits)
 are kept apart from objectives. Weighted selection works on min-max normalised scores,
 so no single objective swamps the others because of its units. Hypervolume is exact.
+
+Measured noise: a point may carry a relative noise per objective (``Point.noise``: for a
+latency, the spread of its repeats). Two values whose difference is within the larger of
+the two points' noise (relative to the larger magnitude) are a tie, so a point dominates
+another only where it is no worse beyond noise on every objective and better beyond noise
+on one. Without noise this is ordinary Pareto dominance.
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Literal
 
@@ -56,9 +62,15 @@ class Point:
 
     id: str
     values: Mapping[str, float]
+    #: Relative measurement noise per objective (0.05: values within 5% of this one tie).
+    noise: Mapping[str, float] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "values", _frozen(self.values, f"point {self.id!r}"))
+        noise = _frozen(self.noise, f"noise of point {self.id!r}")
+        if any(v < 0 for v in noise.values()):
+            raise ValueError(f"point {self.id!r}: noise must be >= 0")
+        object.__setattr__(self, "noise", noise)
 
     def __hash__(self) -> int:
         return hash((self.id, frozenset(self.values.items())))
@@ -178,21 +190,39 @@ def _losses(points: Sequence[Point], objectives: Sequence[Objective]) -> list[_V
     return [_loss(p, objectives) for p in points]
 
 
-def _dom(a: _Vec, b: _Vec) -> bool:
-    return all(x <= y for x, y in zip(a, b, strict=True)) and a != b
+def _tolerances(a: Point, b: Point, objectives: Sequence[Objective]) -> _Vec:
+    return tuple(
+        max(a.noise.get(o.name, 0.0), b.noise.get(o.name, 0.0))
+        * max(abs(a.value(o.name)), abs(b.value(o.name)))
+        for o in objectives
+    )
+
+
+def _dom_beyond(a: _Vec, b: _Vec, tolerance: _Vec) -> bool:
+    """``a`` dominates ``b`` with differences within ``tolerance`` counted as ties."""
+    better = False
+    for x, y, t in zip(a, b, tolerance, strict=True):
+        if x > y + t:
+            return False
+        better = better or x < y - t
+    return better
 
 
 def dominates(a: Point, b: Point, objectives: Sequence[Objective]) -> bool:
-    """True if ``a`` is no worse than ``b`` everywhere and strictly better somewhere.
+    """True if ``a`` is no worse than ``b`` everywhere and better somewhere, beyond the points'
+    measured noise (see the module docstring).
 
     >>> objs = (Objective("accuracy", "maximize"), Objective("latency_ms", "minimize"))
     >>> a = Point("a", {"accuracy": 0.9, "latency_ms": 10.0})
     >>> b = Point("b", {"accuracy": 0.9, "latency_ms": 12.0})
     >>> dominates(a, b, objs), dominates(b, a, objs), dominates(a, a, objs)
     (True, False, False)
+    >>> noisy = Point("b", {"accuracy": 0.9, "latency_ms": 12.0}, noise={"latency_ms": 0.25})
+    >>> dominates(a, noisy, objs)  # 10 vs 12 ms is within 25% of 12: a tie
+    False
     """
     _check_objectives(objectives)
-    return _dom(_loss(a, objectives), _loss(b, objectives))
+    return _dom_beyond(_loss(a, objectives), _loss(b, objectives), _tolerances(a, b, objectives))
 
 
 def non_dominated_sort(
@@ -210,10 +240,11 @@ def non_dominated_sort(
     count = [0] * n  # how many points dominate each point
     for i in range(n):
         for j in range(i + 1, n):
-            if _dom(vecs[i], vecs[j]):
+            tolerance = _tolerances(points[i], points[j], objectives)
+            if _dom_beyond(vecs[i], vecs[j], tolerance):
                 dominated_by[i].append(j)
                 count[j] += 1
-            elif _dom(vecs[j], vecs[i]):
+            elif _dom_beyond(vecs[j], vecs[i], tolerance):
                 dominated_by[j].append(i)
                 count[i] += 1
     fronts: list[list[Point]] = []
@@ -227,7 +258,9 @@ def non_dominated_sort(
                 if count[j] == 0:
                     nxt.append(j)
         current = sorted(nxt)
-    return fronts
+    placed = {id(p) for front in fronts for p in front}
+    rest = [p for p in points if id(p) not in placed]  # a dominance cycle among noisy ties
+    return [*fronts, rest] if rest else fronts
 
 
 def pareto_front(

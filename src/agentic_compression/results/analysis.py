@@ -5,6 +5,10 @@ trials' objective values into points, the planning goal into constraints, and an
 :class:`FrontierAnalysis`. The workflow's Pareto step and the exports both call :func:`analyse`, so
 the front a run reports is the front the run steered by.
 
+Measured noise (``noise``: point id -> relative noise per objective, from
+``core.objectives.objective_noise``) makes differences within it ties (``core.pareto``); the
+analysis names the front members that are there only because of such a tie (``tied_by_noise``).
+
 The hypervolume's reference point is ``core.pareto.default_reference`` over the feasible points
 (each objective's worst value pushed 10% of its range further); it is reported with the value.
 
@@ -57,6 +61,8 @@ class FrontierAnalysis:
     selections: dict[str, str | None] = field(default_factory=dict)
     #: Point id -> readable constraint violations (only for infeasible points).
     violations: dict[str, list[str]] = field(default_factory=dict)
+    #: Front members that exact comparison would drop: a point beats them only within its noise.
+    tied_by_noise: tuple[str, ...] = ()
 
 
 def constraints_for(goal: PlanningGoal) -> tuple[Constraint, ...]:
@@ -84,16 +90,19 @@ def analyse(
     trials: Sequence[tuple[str, Mapping[str, float]]],
     constraints: Sequence[Constraint],
     objectives: Sequence[Objective] = DEFAULT_OBJECTIVES,
+    noise: Mapping[str, Mapping[str, float]] | None = None,
 ) -> FrontierAnalysis:
     """Front, hypervolume, knee and preset selections of ``(id, objective values)`` pairs.
 
     Only measured (``ok``) trials belong in ``trials``: a failed trial has no objective values.
     """
     objs, cons = tuple(objectives), tuple(constraints)
-    points = [Point(point_id, values) for point_id, values in trials]
+    noise = noise or {}
+    points = [Point(i, values, noise.get(i, {})) for i, values in trials]
     broken = {p.id: violations(p, cons) for p in points}
     ok = [p for p in points if not broken[p.id]]
     front = pareto_front(ok, objs)
+    exact = {p.id for p in pareto_front([Point(p.id, p.values) for p in ok], objs)}
     reference = default_reference(ok, objs) if ok else None
     volume = hypervolume(front, objs, reference) if reference is not None else None
     knee = knee_point(ok, objs)
@@ -111,6 +120,7 @@ def analyse(
         knee_id=knee.id if knee is not None else None,
         selections=selections,
         violations={k: v for k, v in broken.items() if v},
+        tied_by_noise=tuple(p.id for p in front if p.id not in exact),
     )
 
 

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from agentic_compression.core.objectives import accuracy_fidelity
+from agentic_compression.core.objectives import accuracy_fidelity, objective_noise
 from agentic_compression.core.pareto import SELECTION_PRESETS
 from agentic_compression.paths import atomic_output
 from agentic_compression.planning.base import PlanningGoal
@@ -61,7 +61,8 @@ class RunOutputs:
 def frontier_of(trials: Sequence[TrialRecord], goal: PlanningGoal) -> FrontierAnalysis:
     """The frontier of stored trials under ``goal``'s constraints (failed trials never take part)."""
     measured = [(t.candidate_id, t.objectives) for t in trials if t.objectives is not None]
-    return analyse(measured, constraints_for(goal))
+    noise = {t.candidate_id: objective_noise(t.result) for t in trials}
+    return analyse(measured, constraints_for(goal), noise=noise)
 
 
 def _choice(by_id: Mapping[str, TrialRecord], candidate_id: str | None) -> dict[str, Any] | None:
@@ -105,6 +106,10 @@ def results_payload(
             "reference_point_rule": "per objective the worst feasible value moved 10% of its "
             "range further (core.pareto.default_reference, margin 0.1)",
             "knee": _choice(by_id, frontier.knee_id),
+            "tied_by_noise": list(frontier.tied_by_noise),
+            "noise_rule": "values of a timed objective (latency, energy and CO2 per 1k tokens) "
+            "within the larger relative spread of the two candidates' latency repeats are ties "
+            "(core.pareto); tied_by_noise lists front members that only such a tie keeps there",
         },
         "selections": {
             name: _choice(by_id, frontier.selections.get(name)) for name in SELECTION_PRESETS

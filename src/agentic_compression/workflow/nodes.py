@@ -25,6 +25,7 @@ from agentic_compression.compression.recipe import Recipe
 from agentic_compression.core.metrics import EnergyReading
 from agentic_compression.core.objectives import (
     MissingObjectiveError,
+    objective_noise,
     objective_values,
     upgrade_objectives,
 )
@@ -228,6 +229,7 @@ def evaluate(
         candidate_id=trial.candidate_id,
         status=trial.status,
         objectives=trial.objectives,
+        noise=objective_noise(trial.result),
         feasible=trial.objectives is not None and is_feasible(trial.objectives, constraints),
         error=trial.error,
         planner=trial.provenance.planner,
@@ -260,7 +262,8 @@ def update_pareto(state: SearchState, context: RunContext) -> dict[str, Any]:
     """Recompute the feasible front and count trials since the hypervolume last grew."""
     trials = state.get("trials", [])
     constraints = constraints_for(context.goal)
-    analysis = analyse(measured(trials), constraints)
+    noise = {t["candidate_id"]: t.get("noise", {}) for t in trials}
+    analysis = analyse(measured(trials), constraints, noise=noise)
     improved = bool(trials) and hypervolume_improved(
         measured(trials[:-1]), measured(trials), constraints
     )

@@ -20,7 +20,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Annotated, Any, Literal, TypedDict
+from typing import Annotated, Any, Literal, NotRequired, TypedDict
 
 from agentic_compression.planning.base import PlanningGoal
 
@@ -48,6 +48,9 @@ class TrialSummary(TypedDict):
     status: Literal["ok", "failed"]
     #: Objective values (core.objectives) of an ok trial; None for a failed one.
     objectives: dict[str, float] | None
+    #: Relative noise of the timed objectives (core.objectives.objective_noise); absent in
+    #: checkpoints written before it was recorded.
+    noise: NotRequired[dict[str, float]]
     feasible: bool
     error: str | None
     planner: str
