@@ -116,22 +116,31 @@ class FakeEvaluator(Evaluator):
         *,
         search_co2_kg: float = 1e-4,
         planning_co2_kg: float | None = None,
+        screen_table: Mapping[str, FakeMetrics | None] | None = None,
     ) -> None:
         self.table = dict(table)
         self.search_co2_kg = search_co2_kg
         self.planning_co2_kg = planning_co2_kg
+        self.screen_table = dict(screen_table or {})
         self.calls: list[str] = []
+        self.fidelities: list[str] = []
 
     @property
     def config_hash(self) -> str:
         return "fakeconfig000000"
 
     def evaluate(
-        self, recipe: Recipe, progress: Progress, on_energy: EnergySink | None = None
+        self,
+        recipe: Recipe,
+        progress: Progress,
+        on_energy: EnergySink | None = None,
+        fidelity: str = "full",
     ) -> CandidateResult:
         progress("measuring (fake)")
         self.calls.append(recipe.hash)
-        result = fake_result(recipe, self.table[recipe.hash], search_co2_kg=self.search_co2_kg)
+        self.fidelities.append(fidelity)
+        table = self.screen_table if fidelity == "screen" and self.screen_table else self.table
+        result = fake_result(recipe, table[recipe.hash], search_co2_kg=self.search_co2_kg)
         for reading in result.energy:
             if on_energy is not None:
                 on_energy(reading)

@@ -72,7 +72,7 @@ class _Crash(BaseException):
 
 
 class _Crashing(FakeEvaluator):
-    def evaluate(self, recipe, progress, on_energy=None):  # type: ignore[no-untyped-def]
+    def evaluate(self, recipe, progress, on_energy=None, fidelity="full"):  # type: ignore[no-untyped-def]
         if len(self.calls) == 2:
             raise _Crash
         return super().evaluate(recipe, progress, on_energy)

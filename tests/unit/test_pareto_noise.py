@@ -15,7 +15,7 @@ from agentic_compression.core.pareto import (
     pareto_front,
 )
 from agentic_compression.results.analysis import analyse
-from tests.workflow_fakes import FakeMetrics, fake_result
+from workflow_fakes import FakeMetrics, fake_result
 
 OBJS = (Objective("accuracy", "maximize"), Objective("latency_ms", "minimize"))
 

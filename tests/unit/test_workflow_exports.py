@@ -70,6 +70,8 @@ def test_outputs(tmp_path: Path) -> None:
         "tool_calls": ["pareto_front()"],
         "evaluation_config_hash": "fakeconfig000000",
         "recipe_hash": RECIPES[0].hash,
+        "fidelity": "full",
+        "screening": None,
     }
     assert first["result"]["provenance"]["model_hash"] == "feedfacecafebeef"
     assert payload["trials"][4]["status"] == "failed" and payload["trials"][4]["error"]

@@ -147,7 +147,7 @@ class _CrashingEvaluator(FakeEvaluator):
         super().__init__(TRADE_OFFS)
         self.crash_on = crash_on.hash
 
-    def evaluate(self, recipe: Recipe, progress, on_energy=None):  # type: ignore[no-untyped-def]
+    def evaluate(self, recipe: Recipe, progress, on_energy=None, fidelity="full"):  # type: ignore[no-untyped-def]
         if recipe.hash == self.crash_on:
             raise _Crash
         return super().evaluate(recipe, progress, on_energy)
@@ -174,7 +174,7 @@ class _KilledAfterOnePhase(FakeEvaluator):
         super().__init__(TRADE_OFFS)
         self.crash_on = crash_on.hash
 
-    def evaluate(self, recipe: Recipe, progress, on_energy=None):  # type: ignore[no-untyped-def]
+    def evaluate(self, recipe: Recipe, progress, on_energy=None, fidelity="full"):  # type: ignore[no-untyped-def]
         if recipe.hash == self.crash_on:
             assert on_energy is not None
             on_energy(energy_reading(0.004, "compression"))

@@ -199,7 +199,7 @@ def test_result_without_accuracy_is_a_failed_trial(
     tmp_path: Path, store: SqliteResultsStore
 ) -> None:
     class NoAccuracy(FakeEvaluator):
-        def evaluate(self, recipe, progress, on_energy=None):  # type: ignore[no-untyped-def]
+        def evaluate(self, recipe, progress, on_energy=None, fidelity="full"):  # type: ignore[no-untyped-def]
             result = fake_result(recipe, GOOD)
             metrics = result.metrics.model_copy(update={"accuracy": ()})  # type: ignore[union-attr]
             return result.model_copy(update={"metrics": metrics})

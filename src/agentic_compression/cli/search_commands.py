@@ -173,6 +173,8 @@ def _drive(
         def on_progress(text: str) -> None:
             progress.update(live, description=f"{plain(text)}  [dim]{tally.summary()}[/]")
 
+        screened: set[int] = set()
+
         def on_trial(trial: TrialSummary) -> None:
             tally.add(trial["co2_kg"], trial["seconds"])
             label = plain(trial["label"])
@@ -186,7 +188,13 @@ def _drive(
                 )
             else:
                 detail = f"[red]failed[/]: {plain(trial['error'])}"
-            console.print(f"trial {trial['number']} {label}: {detail}", highlight=False)
+            stage = ""
+            if trial.get("fidelity") == "screen":
+                stage = " (screening)"
+                screened.add(trial["number"])
+            elif trial["number"] in screened:
+                stage = " (promoted, full fidelity)"
+            console.print(f"trial {trial['number']} {label}{stage}: {detail}", highlight=False)
 
         console.print(f"[dim]third-party output: {plain(log_path)}[/]", highlight=False)
         callbacks = Callbacks(on_progress=on_progress, on_trial=on_trial)
@@ -257,6 +265,15 @@ def run(
         str,
         typer.Option(help="Preset that picks the recipe: accuracy, carbon, balanced, efficiency."),
     ] = "balanced",
+    fidelity: Annotated[
+        str,
+        typer.Option(
+            help="halving: screen each candidate cheaply (a quarter of the examples, one latency "
+            "repeat) and measure the best half of every --screen-rung in full; full: every "
+            "candidate in full. Only full measurements reach the Pareto front."
+        ),
+    ] = "halving",
+    screen_rung: Annotated[int, _hidden("Screened candidates judged together.")] = 4,
     device: Annotated[str, _hidden("cpu, cuda or auto.")] = "auto",
     run_id: Annotated[str | None, _hidden("Use this run id instead of a new one.")] = None,
     proposals_per_call: Annotated[int, _hidden("Recipes asked of the planner at a time.")] = 2,
@@ -293,7 +310,7 @@ def run(
         country=country, zone=zone, meter=meter,
         carbon_aware_max_delay_min=carbon_aware_max_delay_min, seed=seed, select=select,
         device=resolve_device(device), proposals_per_call=proposals_per_call,
-        ppl_windows=ppl_windows, ppl_seq_len=ppl_seq_len,
+        fidelity=fidelity, screen_rung=screen_rung, ppl_windows=ppl_windows, ppl_seq_len=ppl_seq_len,
         latency_prompt_tokens=latency_prompt_tokens, latency_new_tokens=latency_new_tokens,
         latency_repeats=latency_repeats, latency_warmup=latency_warmup,
         checkpoint_url=redact_url(checkpoint), run_dir=str(run_dir),

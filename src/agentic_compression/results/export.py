@@ -42,7 +42,7 @@ CSV_COLUMNS = (
     "candidate_id", "planner", "feasible",
     "on_front", "accuracy", "decode_ms_per_token", "latency_disturbed", "latency_remeasured",
     "serialized_bytes", "energy_kwh_per_1k_tokens",
-    "co2_kg_per_1k_tokens", "fidelity_examples", "perplexity", "prefill_ms", "peak_memory_bytes",
+    "co2_kg_per_1k_tokens", "fidelity", "fidelity_examples", "perplexity", "prefill_ms", "peak_memory_bytes",
     "linear_weight_sparsity", *CODECARBON_COLUMNS, "energy_label", "meter", "error",
     "evaluation_config_hash",
 )  # fmt: skip
@@ -59,9 +59,11 @@ class RunOutputs:
 
 
 def frontier_of(trials: Sequence[TrialRecord], goal: PlanningGoal) -> FrontierAnalysis:
-    """The frontier of stored trials under ``goal``'s constraints (failed trials never take part)."""
-    measured = [(t.candidate_id, t.objectives) for t in trials if t.objectives is not None]
-    noise = {t.candidate_id: objective_noise(t.result) for t in trials}
+    """The frontier of stored trials under ``goal``'s constraints (failed trials and trials
+    measured only at screening fidelity never take part)."""
+    full = [t for t in trials if t.provenance.fidelity == "full"]  # screenings never compete
+    measured = [(t.candidate_id, t.objectives) for t in full if t.objectives is not None]
+    noise = {t.candidate_id: objective_noise(t.result) for t in full}
     return analyse(measured, constraints_for(goal), noise=noise)
 
 
@@ -146,6 +148,7 @@ def csv_row(trial: TrialRecord, on_front: bool, feasible: bool) -> dict[str, Any
         "serialized_bytes": metrics.size.serialized_bytes if metrics else None,
         "energy_kwh_per_1k_tokens": objectives.get("energy_kwh_per_1k_tokens"),
         "co2_kg_per_1k_tokens": objectives.get("co2_kg_per_1k_tokens"),
+        "fidelity": trial.provenance.fidelity,
         "fidelity_examples": accuracy_fidelity(result),
         "perplexity": metrics.perplexity.value if metrics and metrics.perplexity else None,
         "prefill_ms": metrics.latency.prefill_ms_median if metrics and metrics.latency else None,

@@ -50,6 +50,11 @@ class TrialProvenance(_Record):
     #: SHA-256 (16 hex) of the model hash and every measurement setting (see workflow.evaluator).
     evaluation_config_hash: str
     recipe_hash: str
+    #: How the objectives were measured: "full", or "screen" (evaluation.screening: fewer examples
+    #: and repeats; such a trial never enters the Pareto front).
+    fidelity: Literal["screen", "full"] = "full"
+    #: A promoted trial's screening measurement: its objectives, seconds, energy and CO2.
+    screening: dict[str, Any] | None = None
 
 
 class TrialRecord(_Record):

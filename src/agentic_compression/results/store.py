@@ -123,6 +123,11 @@ class ResultsStore(ABC):
         number, raises :class:`TrialConflictError`."""
 
     @abstractmethod
+    def replace_trial(self, trial: TrialRecord) -> TrialRecord:
+        """Replace stored trial ``trial.number`` (same recipe) by ``trial``: a screened trial by its
+        full-fidelity measurement. Raises :class:`TrialConflictError` if no such trial is stored."""
+
+    @abstractmethod
     def get_trial(self, run_id: str, number: int) -> TrialRecord | None: ...
 
     @abstractmethod
@@ -279,6 +284,24 @@ class _SqlResultsStore(ResultsStore):
             raise TrialConflictError(
                 f"run {trial.run_id}: trial {trial.number} is stored with recipe "
                 f"{stored.recipe_hash}, not {trial.recipe_hash}"
+            )
+        return stored
+
+    def replace_trial(self, trial: TrialRecord) -> TrialRecord:
+        payload = trial.model_dump(mode="json")
+        self._execute(
+            "UPDATE ac_trials SET candidate_id = ?, status = ?, error = ?, objectives = ?, "
+            "seconds = ?, provenance = ?, result = ?, created_at = ? "
+            "WHERE run_id = ? AND number = ? AND recipe_hash = ?",
+            (trial.candidate_id, trial.status, trial.error, self._json(payload["objectives"]),
+             trial.seconds, self._json(payload["provenance"]), self._json(payload["result"]),
+             trial.created_at, trial.run_id, trial.number, trial.recipe_hash),
+        )  # fmt: skip
+        stored = self.get_trial(trial.run_id, trial.number)
+        if stored is None or stored.created_at != trial.created_at:
+            raise TrialConflictError(
+                f"run {trial.run_id}: no trial {trial.number} with recipe {trial.recipe_hash} "
+                "to replace"
             )
         return stored
 

@@ -32,6 +32,7 @@ from agentic_compression.evaluation.candidate import (
     Progress,
     evaluate_candidate,
 )
+from agentic_compression.evaluation.screening import Fidelity, screening_config
 from agentic_compression.models.loading import LoadedModel
 
 
@@ -45,10 +46,16 @@ class Evaluator(ABC):
 
     @abstractmethod
     def evaluate(
-        self, recipe: Recipe, progress: Progress, on_energy: EnergySink | None = None
+        self,
+        recipe: Recipe,
+        progress: Progress,
+        on_energy: EnergySink | None = None,
+        fidelity: Fidelity = "full",
     ) -> CandidateResult:
         """Compress and measure one candidate; a failure is a ``status="failed"`` result.
-        ``on_energy`` receives each phase's energy reading as soon as the phase ends."""
+        ``on_energy`` receives each phase's energy reading as soon as the phase ends;
+        ``fidelity`` "screen" measures with fewer examples and repeats
+        (:func:`~agentic_compression.evaluation.screening.screening_config`)."""
 
     @contextlib.contextmanager
     def metered(self, phase: str) -> Iterator[PhaseBox]:
@@ -103,6 +110,7 @@ class CandidateEvaluator(Evaluator):
         self.config = config
         self.meter = meter
         self.scheduler = scheduler
+        # Screening settings derive from the full ones, so one hash covers both.
         self._hash = evaluation_config_hash(base.model_hash, config, meter.country_iso_code)
 
     @property
@@ -110,13 +118,18 @@ class CandidateEvaluator(Evaluator):
         return self._hash
 
     def evaluate(
-        self, recipe: Recipe, progress: Progress, on_energy: EnergySink | None = None
+        self,
+        recipe: Recipe,
+        progress: Progress,
+        on_energy: EnergySink | None = None,
+        fidelity: Fidelity = "full",
     ) -> CandidateResult:
         if self.scheduler is not None:
             progress("carbon-aware scheduling: checking the forecast")
             progress(f"carbon-aware scheduling: {self.scheduler.wait_for_clean_window().note}")
+        config = self.config if fidelity == "full" else screening_config(self.config)
         return evaluate_candidate(
-            self.base, recipe, self.config, self.meter, progress, on_energy=on_energy
+            self.base, recipe, config, self.meter, progress, on_energy=on_energy
         )
 
     @contextlib.contextmanager

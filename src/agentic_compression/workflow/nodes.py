@@ -31,6 +31,7 @@ from agentic_compression.core.objectives import (
 )
 from agentic_compression.core.provenance import now
 from agentic_compression.errors import AgenticCompressionError
+from agentic_compression.evaluation.screening import Fidelity
 from agentic_compression.planning.base import Planner, TrialOutcome
 from agentic_compression.results.analysis import (
     analyse,
@@ -83,11 +84,65 @@ def _outcome(trial: TrialSummary) -> TrialOutcome:
     )
 
 
+def fidelity_of(trial: TrialSummary) -> str:
+    """ "screen" or "full" (trials of checkpoints older than screening are full)."""
+    return trial.get("fidelity", "full")
+
+
+def awaiting_promotion(state: SearchState) -> list[TrialSummary]:
+    """Screened trials whose promotion to full fidelity has not been decided yet."""
+    judged = set(state.get("judged", []))
+    return [
+        t
+        for t in state.get("trials", [])
+        if fidelity_of(t) == "screen" and t["number"] not in judged
+    ]
+
+
+def _promotions(waiting: list[TrialSummary], context: RunContext) -> list[PendingProposal]:
+    """The screened trials worth measuring in full (``context.schedule``), as proposals."""
+    constraints = constraints_for(context.goal)
+    screened = [
+        (t["candidate_id"], upgrade_objectives(t["objectives"]) or {})
+        for t in waiting
+        if t["status"] == "ok" and t["objectives"] is not None
+    ]
+    feasible = {cid for cid, values in screened if is_feasible(values, constraints)}
+    chosen = set(context.schedule.promotions(screened, feasible))
+    context.on_progress(
+        f"screening: {len(chosen)} of {len(waiting)} screened candidates promoted to full fidelity"
+    )
+    return [
+        PendingProposal(
+            recipe=t["recipe"],
+            recipe_hash=t["recipe_hash"],
+            planner=t["planner"],
+            reasoning=t["reasoning"],
+            tool_calls=[],
+            fidelity="full",
+            promote=t["number"],
+        )
+        for t in waiting
+        if t["candidate_id"] in chosen
+    ]
+
+
 def plan(
     state: SearchState, context: RunContext, planner: Planner, evaluator: Evaluator
 ) -> dict[str, Any]:
-    """Ask the planner for the next recipes; a planner with nothing new stops the search."""
+    """Promote a full rung of screened trials to full fidelity (when screening), else ask the
+    planner for the next recipes; a planner with nothing new stops the search."""
     trials = state.get("trials", [])
+    waiting = awaiting_promotion(state)
+    no_new = len(trials) >= context.budgets.max_trials
+    judged: list[int] = []
+    if waiting and (len(waiting) >= context.schedule.rung or no_new):
+        judged = [*state.get("judged", []), *(t["number"] for t in waiting)]
+        promoted = _promotions(waiting, context)
+        if promoted:
+            return {"pending": promoted, "judged": judged}
+        if no_new:
+            return {"pending": [], "judged": judged, "stop_reason": "trial_budget"}
     count = max(1, min(context.proposals_per_call, context.budgets.max_trials - len(trials)))
     context.on_progress(f"planning with {planner.name}")
     started = time.perf_counter()
@@ -111,11 +166,22 @@ def plan(
                 planner=proposal.planner,
                 reasoning=proposal.reasoning,
                 tool_calls=list(proposal.tool_calls),
+                fidelity=context.schedule.first,
             )
         )
     update: dict[str, Any] = {"pending": pending, "spent": cost}
+    if judged:
+        update["judged"] = judged
     if not pending:
-        update["stop_reason"] = "exhausted"
+        waiting = [t for t in waiting if t["number"] not in judged]
+        if waiting:  # the planner has nothing new: the last screened ones still get their chance
+            update["judged"] = [
+                *(judged or state.get("judged", [])),
+                *(t["number"] for t in waiting),
+            ]
+            update["pending"] = _promotions(waiting, context)
+        if not update["pending"]:
+            update["stop_reason"] = "exhausted"
     return update
 
 
@@ -126,21 +192,32 @@ def _measure(
     context: RunContext,
     evaluator: Evaluator,
     store: ResultsStore,
+    screened: TrialRecord | None = None,
 ) -> TrialRecord:
+    """Measure ``proposal`` as trial ``number`` and store it; ``screened``: the screening
+    measurement of the same trial, which the full one now replaces (kept in its provenance)."""
     run_id = state["run_id"]
     recipe = Recipe.from_dict(proposal["recipe"])
-    prefix = f"trial {number} ({recipe.label})"
+    fidelity: Fidelity = (
+        "screen" if screened is None and proposal.get("fidelity") == "screen" else "full"
+    )
+    prefix = f"trial {number} ({recipe.label}{', screening' if fidelity == 'screen' else ''})"
+    # A promotion's phases are recorded under a number no trial row has, so that a kill during
+    # it charges them as lost work (take_unfinished_costs), like any unfinished trial.
+    cost_number = number if screened is None else -1 - number
 
     def progress(text: str) -> None:
         store.set_progress(run_id, f"{prefix}: {text}")
         context.on_progress(f"{prefix}: {text}")
 
     def spent(reading: EnergyReading) -> None:
-        store.record_phase_cost(run_id, number, reading.phase, reading.energy_kwh, reading.co2_kg)
+        store.record_phase_cost(
+            run_id, cost_number, reading.phase, reading.energy_kwh, reading.co2_kg
+        )
 
     progress("starting")
     started = time.perf_counter()
-    result = evaluator.evaluate(recipe, progress, on_energy=spent)
+    result = evaluator.evaluate(recipe, progress, on_energy=spent, fidelity=fidelity)
     seconds = time.perf_counter() - started
     status, error, objectives = result.status, result.error, None
     if status == "ok":
@@ -164,11 +241,26 @@ def _measure(
             tool_calls=tuple(proposal["tool_calls"]),
             evaluation_config_hash=evaluator.config_hash,
             recipe_hash=result.recipe_hash,
+            fidelity=fidelity,
+            screening=_screening_summary(screened) if screened is not None else None,
         ),
         result=result,
         created_at=now(),
     )
+    if screened is not None:
+        return store.replace_trial(record)
     return store.save_trial(record)
+
+
+def _screening_summary(trial: TrialRecord) -> dict[str, Any]:
+    return {
+        "objectives": trial.objectives,
+        "noise": objective_noise(trial.result),
+        "seconds": trial.seconds,
+        "energy_kwh": trial.search_energy_kwh,
+        "co2_kg": trial.search_co2_kg,
+        "created_at": trial.created_at,
+    }
 
 
 def write_knowledge(context: RunContext, trial: TrialRecord) -> None:
@@ -207,11 +299,19 @@ def evaluate(
     if not pending:
         raise WorkflowStateError("evaluate was reached with no pending proposal")
     proposal, rest = pending[0], pending[1:]
-    number = len(state.get("trials", []))
+    promoting = "promote" in proposal
+    number = proposal["promote"] if promoting else len(state.get("trials", []))
     # Phases of a trial that a kill interrupted were stored as they ended: count them once.
     lost_kwh, lost_kg = store.take_unfinished_costs(state["run_id"])
     trial = store.get_trial(state["run_id"], number)
-    if trial is None:
+    if promoting:
+        if trial is None:
+            raise WorkflowStateError(
+                f"run {state['run_id']}: no screened trial {number} to promote"
+            )
+        if trial.provenance.fidelity == "screen":  # else: measured before a kill, reuse it
+            trial = _measure(proposal, number, state, context, evaluator, store, screened=trial)
+    elif trial is None:
         trial = _measure(proposal, number, state, context, evaluator, store)
     if trial.recipe_hash != proposal["recipe_hash"]:
         raise WorkflowStateError(
@@ -230,6 +330,7 @@ def evaluate(
         status=trial.status,
         objectives=trial.objectives,
         noise=objective_noise(trial.result),
+        fidelity=trial.provenance.fidelity,
         feasible=trial.objectives is not None and is_feasible(trial.objectives, constraints),
         error=trial.error,
         planner=trial.provenance.planner,
@@ -245,7 +346,7 @@ def evaluate(
     )
     if lost_kg or lost_kwh:
         cost["lost_co2_kg"], cost["lost_energy_kwh"] = lost_kg, lost_kwh
-    return {"trials": [summary], "pending": rest, "spent": cost}
+    return {"trials": [summary], "pending": rest, "spent": cost, "last_trial": number}
 
 
 def measured(trials: list[TrialSummary]) -> list[tuple[str, dict[str, float]]]:
@@ -259,15 +360,20 @@ def measured(trials: list[TrialSummary]) -> list[tuple[str, dict[str, float]]]:
 
 
 def update_pareto(state: SearchState, context: RunContext) -> dict[str, Any]:
-    """Recompute the feasible front and count trials since the hypervolume last grew."""
-    trials = state.get("trials", [])
+    """Recompute the feasible front of the full-fidelity trials and count full-fidelity trials
+    since its hypervolume last grew."""
+    full = [t for t in state.get("trials", []) if fidelity_of(t) == "full"]
     constraints = constraints_for(context.goal)
-    noise = {t["candidate_id"]: t.get("noise", {}) for t in trials}
-    analysis = analyse(measured(trials), constraints, noise=noise)
-    improved = bool(trials) and hypervolume_improved(
-        measured(trials[:-1]), measured(trials), constraints
-    )
-    stale = 0 if improved else state.get("trials_without_improvement", 0) + 1
+    noise = {t["candidate_id"]: t.get("noise", {}) for t in full}
+    analysis = analyse(measured(full), constraints, noise=noise)
+    last = state.get("last_trial")
+    stale = state.get("trials_without_improvement", 0)
+    if last is None or any(t["number"] == last for t in full):  # a screening leaves it as it is
+        before = [t for t in full if t["number"] != last] if last is not None else full[:-1]
+        improved = bool(full) and hypervolume_improved(
+            measured(before), measured(full), constraints
+        )
+        stale = 0 if improved else stale + 1
     return {
         "front_ids": list(analysis.front_ids),
         "hypervolume": analysis.hypervolume,
@@ -282,7 +388,11 @@ def budget_reached(state: SearchState, context: RunContext) -> StopReason | None
     spent = state.get("spent", SearchCost())
     if budgets.carbon_kg is not None and total_co2_kg(spent) >= budgets.carbon_kg:
         return "carbon_budget"
-    if len(state.get("trials", [])) >= budgets.max_trials:
+    if (
+        len(state.get("trials", [])) >= budgets.max_trials
+        and not state.get("pending")
+        and not awaiting_promotion(state)
+    ):  # the last screened candidates are judged (and promoted ones measured) first
         return "trial_budget"
     if budgets.time_s is not None and spent.get("seconds", 0.0) >= budgets.time_s:
         return "time_budget"

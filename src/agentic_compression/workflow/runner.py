@@ -51,6 +51,7 @@ from agentic_compression.workflow.state import (
 
 if TYPE_CHECKING:
     from agentic_compression.evaluation.candidate import MeasureConfig
+    from agentic_compression.evaluation.screening import FidelitySchedule
 
 SelectionPreset = Literal["accuracy", "carbon", "balanced", "efficiency"]
 
@@ -88,6 +89,11 @@ class SearchSettings(BaseModel):
     select: SelectionPreset = "balanced"
     device: str = "cpu"
     proposals_per_call: int = Field(2, ge=1)
+    #: "halving": screen every candidate cheaply, measure the best half of every 4 in full
+    #: (evaluation.screening); "full": every candidate in full once.
+    fidelity: Literal["halving", "full"] = "halving"
+    screen_rung: int = Field(4, ge=1)
+    screen_keep: float = Field(0.5, gt=0, le=1)
     #: Runtimes candidates may be served by, comma separated (None: every runtime installed here).
     runtimes: str | None = None
     # Measurement settings (hidden CLI options; small values make quick tests).
@@ -136,6 +142,11 @@ class SearchSettings(BaseModel):
                 reason = str(error)
             raise UserInputError(f"{reason} (available here: {', '.join(installed)})")
         return names
+
+    def schedule(self) -> FidelitySchedule:
+        from agentic_compression.evaluation.screening import FidelitySchedule
+
+        return FidelitySchedule(self.fidelity, rung=self.screen_rung, keep=self.screen_keep)
 
     def budgets(self) -> Budgets:
         return Budgets(
@@ -338,6 +349,7 @@ def run_search(
         goal=settings.goal(),
         budgets=settings.budgets(),
         proposals_per_call=settings.proposals_per_call,
+        schedule=settings.schedule(),
         on_progress=feedback.on_progress,
     )
     config = run_config(run.run_id, settings.max_trials)

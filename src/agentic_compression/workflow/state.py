@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Annotated, Any, Literal, NotRequired, TypedDict
 
+from agentic_compression.evaluation.screening import FidelitySchedule
 from agentic_compression.planning.base import PlanningGoal
 
 #: Why a search stopped: the first budget reached, or the planner having nothing left to propose.
@@ -51,6 +52,8 @@ class TrialSummary(TypedDict):
     #: Relative noise of the timed objectives (core.objectives.objective_noise); absent in
     #: checkpoints written before it was recorded.
     noise: NotRequired[dict[str, float]]
+    #: "screen" or "full" (evaluation.screening); absent in older checkpoints: full.
+    fidelity: NotRequired[str]
     feasible: bool
     error: str | None
     planner: str
@@ -69,6 +72,10 @@ class PendingProposal(TypedDict):
     planner: str
     reasoning: str
     tool_calls: list[str]
+    #: The fidelity to measure at ("screen" or "full"; absent: full).
+    fidelity: NotRequired[str]
+    #: Set for a promotion: the number of the screened trial to measure again in full.
+    promote: NotRequired[int]
 
 
 class SearchCost(TypedDict, total=False):
@@ -133,6 +140,10 @@ class SearchState(TypedDict, total=False):
     #: Trials since the hypervolume last grew (the convergence counter).
     trials_without_improvement: int
     stop_reason: StopReason | None
+    #: Screened trials whose promotion was decided (evaluation.screening).
+    judged: list[int]
+    #: The number of the trial the last evaluate step measured.
+    last_trial: int | None
 
 
 def initial_state(run_id: str) -> SearchState:
@@ -151,6 +162,8 @@ def initial_state(run_id: str) -> SearchState:
         reference_point=None,
         trials_without_improvement=0,
         stop_reason=None,
+        judged=[],
+        last_trial=None,
     )
 
 
@@ -178,6 +191,8 @@ class RunContext:
     budgets: Budgets
     #: How many recipes to ask the planner for at a time.
     proposals_per_call: int = 2
+    #: Screening and promotion (evaluation.screening); the default measures everything in full.
+    schedule: FidelitySchedule = field(default_factory=FidelitySchedule)
     #: Shown live by the CLI; never stored.
     on_progress: Callable[[str], None] = field(default=_ignore)
 
