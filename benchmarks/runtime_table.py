@@ -3,11 +3,11 @@
 Run: ``.venv/bin/python benchmarks/runtime_table.py`` (about 50 minutes on 2 CPU cores, alone on
 the machine). Writes ``benchmarks/results/runtime_table.{json,md}`` after every row.
 
-``benchmarks/runtime_table.py --strategies`` measures the compression strategies beyond uniform
-formats (attention-head removal in every runtime, torchao int4 on the CPU, per-layer mixed precision
-in torch and llama.cpp, llama.cpp's quantized KV cache) beside this run's own references, into
-``runtime_table_strategies.{json,md}`` (about 45 minutes); the strategies with benchmarks of their
-own (MLP channels and layers, recovery, AutoRound, long context) link theirs from there.
+``benchmarks/runtime_table.py --strategies`` measures the compression strategies that have no
+benchmark of their own (attention-head removal in every runtime, torchao int4 on the CPU) beside
+this run's own references, into ``runtime_table_strategies.{json,md}`` (about 25 minutes), and
+links the benchmarks of the others (MLP channels and layers, recovery, AutoRound, mixed precision,
+KV cache, long context), each measured in every runtime that serves it.
 
 On a machine with an NVIDIA GPU, ``benchmarks/runtime_table.py --gpu`` measures the GPU candidates
 instead (torch on CUDA with torchao's int8/int4/float8 kernels, and vLLM where installed), with the
@@ -51,15 +51,13 @@ GPU_CANDIDATES = [
 #: ``--strategies``: issue #11's compression strategies in the runtimes that serve them, with this
 #: run's own references first (every ratio is to fp32 of the same run). Preset names or inline JSON.
 STRATEGY_CANDIDATES = [
-    "fp32", "gguf-q8_0", "gguf-q4_0", "onnx-int8",
-    "heads-34",
+    "fp32", "heads-34", "int4-weight-only",
+    "gguf-q8_0",
     '{"name": "heads-34 gguf-q8_0", "steps": [{"method": "attention_heads", "fraction": 0.34}], '
     '"runtime": {"name": "llamacpp", "quant": "Q8_0"}}',
+    "onnx-int8",
     '{"name": "heads-34 onnx-int8", "steps": [{"method": "attention_heads", "fraction": 0.34}], '
     '"runtime": {"name": "onnxruntime", "precision": "int8"}}',
-    "int4-weight-only", "mix6",
-    '{"name": "gguf-q4_0+mix5.5", "steps": [], "runtime": {"name": "llamacpp", "quant": "Q4_0", "mix_bits": 5.5}}',
-    '{"name": "gguf-q4_0+kv-q8_0", "steps": [], "runtime": {"name": "llamacpp", "quant": "Q4_0", "kv_cache": "q8_0"}}',
 ]  # fmt: skip
 STRATEGY_LINKS = """
 The other strategies have benchmarks of their own, measured with these settings in every runtime
