@@ -24,7 +24,14 @@ from agentic_compression.workflow import (
     run_config,
 )
 from agentic_compression.workflow.runner import SearchSettings, create_run
-from workflow_fakes import FakeEvaluator, FakeMetrics, ScriptedPlanner, recipe, table
+from workflow_fakes import (
+    FakeEvaluator,
+    FakeMetrics,
+    ScriptedPlanner,
+    energy_reading,
+    recipe,
+    table,
+)
 
 RECIPES = [recipe(s) for s in (0.1, 0.2, 0.3, 0.4, 0.5, 0.6)]
 #: Full fidelity: a trade-off curve. Screening sees the same shape, a little off.
@@ -145,3 +152,46 @@ def test_full_mode_measures_everything_once_in_full(tmp_path: Path) -> None:
     final, _, evaluator = _search(tmp_path, 4, FidelitySchedule("full"))
     assert evaluator.fidelities == ["full"] * 4
     assert len(final["front_ids"]) == 4
+
+
+class _Crash(BaseException):
+    """Stands in for SIGKILL."""
+
+
+class _KilledDuringPromotion(FakeEvaluator):
+    """Meters one phase of the first full-fidelity measurement, then the process dies."""
+
+    def evaluate(self, recipe, progress, on_energy=None, fidelity="full"):  # type: ignore[no-untyped-def]
+        if fidelity == "full":
+            assert on_energy is not None
+            on_energy(energy_reading(0.004, "compression"))
+            raise _Crash
+        return super().evaluate(recipe, progress, on_energy, fidelity)
+
+
+def test_a_kill_during_a_promotion_resumes_it_and_charges_the_lost_work(tmp_path: Path) -> None:
+    store = SqliteResultsStore(tmp_path / "results.sqlite")
+    context = RunContext(
+        run_dir=tmp_path / "run", goal=PlanningGoal(), budgets=Budgets(max_trials=2),
+        proposals_per_call=2, schedule=FidelitySchedule("halving", rung=2, keep=0.5),
+    )  # fmt: skip
+    create_run(store, "r1", SearchSettings(max_trials=2), "fakeconfig000000")
+    url = f"sqlite:///{tmp_path / 'checkpoint.sqlite'}"
+
+    def invoke(evaluator: FakeEvaluator, fresh: bool) -> dict:  # type: ignore[type-arg]
+        with make_checkpointer(url) as saver:
+            workflow = build_workflow(ScriptedPlanner(RECIPES), evaluator, store, saver)
+            start = initial_state("r1") if fresh else None
+            return dict(
+                workflow.invoke(start, run_config("r1", 2), context=context, durability="sync")
+            )
+
+    with pytest.raises(_Crash):
+        invoke(_KilledDuringPromotion(FULL, screen_table=SCREEN), fresh=True)
+    assert [t.provenance.fidelity for t in store.list_trials("r1")] == ["screen", "screen"]
+    evaluator = FakeEvaluator(FULL, screen_table=SCREEN)
+    final = invoke(evaluator, fresh=False)
+    assert evaluator.fidelities == ["full"]  # the promotion again, nothing screened twice
+    assert [t.provenance.fidelity for t in store.list_trials("r1")] == ["full", "screen"]
+    assert final["spent"]["lost_co2_kg"] == pytest.approx(0.004)
+    assert store.take_unfinished_costs("r1") == (0.0, 0.0)

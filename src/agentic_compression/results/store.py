@@ -123,6 +123,10 @@ class ResultsStore(ABC):
         number, raises :class:`TrialConflictError`."""
 
     @abstractmethod
+    def discard_phase_costs(self, run_id: str, number: int) -> None:
+        """Forget the phase costs recorded under ``number`` (work that finished and was counted)."""
+
+    @abstractmethod
     def replace_trial(self, trial: TrialRecord) -> TrialRecord:
         """Replace stored trial ``trial.number`` (same recipe) by ``trial``: a screened trial by its
         full-fidelity measurement. Raises :class:`TrialConflictError` if no such trial is stored."""
@@ -329,6 +333,11 @@ class _SqlResultsStore(ResultsStore):
             "INSERT INTO ac_phase_costs (run_id, number, phase, energy_kwh, co2_kg, recorded_at) "
             "VALUES (?, ?, ?, ?, ?, ?)",
             (run_id, number, phase, energy_kwh, co2_kg, now()),
+        )
+
+    def discard_phase_costs(self, run_id: str, number: int) -> None:
+        self._execute(
+            "DELETE FROM ac_phase_costs WHERE run_id = ? AND number = ?", (run_id, number)
         )
 
     def take_unfinished_costs(self, run_id: str) -> tuple[float, float]:

@@ -248,7 +248,9 @@ def _measure(
         created_at=now(),
     )
     if screened is not None:
-        return store.replace_trial(record)
+        stored = store.replace_trial(record)
+        store.discard_phase_costs(run_id, cost_number)  # finished: counted in the trial now
+        return stored
     return store.save_trial(record)
 
 
