@@ -211,6 +211,25 @@ def test_prompt_without_history() -> None:
     assert "none yet" in prompt and "CPU only" in prompt and '"method": "wanda"' in prompt
 
 
+def test_prompt_names_the_measured_front_and_each_trials_fidelity() -> None:
+    values = {"memory_bytes": 1e8, "energy_kwh_per_1k_tokens": 1e-3, "co2_kg_per_1k_tokens": 4e-4}
+    history = [
+        TrialOutcome(0, preset("fp32"), "ok", {**values, "accuracy": 0.5, "latency_ms": 20.0}),
+        TrialOutcome(1, preset("bf16"), "ok", {**values, "accuracy": 0.4, "latency_ms": 25.0}),
+        TrialOutcome(
+            2,
+            preset("nf4"),
+            "ok",
+            {**values, "accuracy": 0.9, "latency_ms": 1.0},
+            fidelity="screen",
+        ),
+    ]
+    prompt = build_prompt(history, PlanningGoal(), 2)
+    front = prompt.split("## Measured Pareto front")[1].split("\n")[1]
+    assert json.loads(front) == [0]  # bf16 is beaten; the screened nf4 is not a front member
+    assert '"fidelity": "screen"' in prompt and '"fidelity": "full"' in prompt
+
+
 def test_the_planner_estimates_its_providers_co2_from_token_usage() -> None:
     from agentic_compression.planning.llm import estimated_llm_co2_kg
     from agentic_compression.workflow.nodes import planner_reported_co2_kg

@@ -25,6 +25,8 @@ class TrialOutcome:
     objectives: Mapping[str, float] = field(default_factory=dict)
     feasible: bool = True
     error: str | None = None
+    #: "full", or "screen": measured with fewer examples and repeats (evaluation.screening).
+    fidelity: str = "full"
 
 
 @dataclass(frozen=True)

@@ -174,9 +174,33 @@ def _trial_line(outcome: TrialOutcome) -> dict[str, Any]:
     if outcome.status == "ok":
         line["objectives"] = {k: float(f"{v:.6g}") for k, v in outcome.objectives.items()}
         line["feasible"] = outcome.feasible
+        line["fidelity"] = outcome.fidelity
     if outcome.error:
         line["error"] = outcome.error[:300]
     return line
+
+
+def front_trials(history: Sequence[TrialOutcome], goal: PlanningGoal) -> list[int]:
+    """Numbers of the trials on the feasible full-fidelity Pareto front of ``history``.
+
+    >>> from agentic_compression.compression.recipe import Recipe
+    >>> a = TrialOutcome(0, Recipe.from_steps([]), "ok", {"accuracy": 0.5, "latency_ms": 9.0})
+    >>> b = TrialOutcome(1, Recipe.from_steps([]), "ok", {"accuracy": 0.4, "latency_ms": 10.0})
+    >>> front_trials([a, b], PlanningGoal())
+    [0]
+    """
+    from agentic_compression.core.pareto import Point, pareto_front
+
+    measured = [o for o in history if o.status == "ok" and o.feasible and o.fidelity == "full"]
+    names = [
+        objective
+        for objective in DEFAULT_OBJECTIVES
+        if measured and all(objective.name in o.objectives for o in measured)
+    ]
+    if not names:
+        return []
+    points = [Point(str(o.number), dict(o.objectives)) for o in measured]
+    return [int(p.id) for p in pareto_front(points, names)]
 
 
 def build_prompt(
@@ -199,8 +223,11 @@ def build_prompt(
         "## Constraints (null = none)\n"
         + json.dumps({k: v for k, v in constraints.items()}, indent=1),
         "## Objectives\n" + ", ".join(f"{o.name} ({o.direction})" for o in DEFAULT_OBJECTIVES),
-        "## Trials so far\n"
+        "## Trials so far (fidelity screen: measured on a quarter of the examples with one "
+        "latency repeat, a rough estimate; full: the real measurement)\n"
         + ("\n".join(json.dumps(_trial_line(o)) for o in history) or "none yet"),
+        "## Measured Pareto front (feasible full-fidelity trials no other trial beats within "
+        "measurement noise)\n" + json.dumps(front_trials(history, goal)),
     ]
     if note:
         sections.append(f"## Environment\n{note}")

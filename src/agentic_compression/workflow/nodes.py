@@ -81,6 +81,7 @@ def _outcome(trial: TrialSummary) -> TrialOutcome:
         objectives=upgrade_objectives(trial["objectives"]) or {},
         feasible=trial["feasible"],
         error=trial["error"],
+        fidelity=fidelity_of(trial),
     )
 
 
