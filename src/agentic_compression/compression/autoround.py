@@ -113,6 +113,8 @@ def apply_autoround(model: Any, config: AutoRoundConfig, context: Any) -> str:
     return (
         f"autoround: {len(rounded)} linear layers rounded to {config.bits}-bit "
         f"{'symmetric' if config.sym else 'asymmetric'} groups of {config.group_size} "
-        f"({config.iters} iterations x {config.batch_size} x {config.seq_len} tokens), "
-        f"{kept} kept in float; weights stay {str(dtype).removeprefix('torch.')} on the grid"
+        f"({config.iters} iterations x {config.batch_size} x {config.seq_len} tokens)"
+        + (f", {kept} decoder linear layers left as they were" if kept else "")
+        + f"; embeddings and output head untouched; weights stay "
+        f"{str(dtype).removeprefix('torch.')} on the grid"
     )
