@@ -10,12 +10,14 @@ runtime's own 4-bit format then stores those values.
 
 The grids line up by design: symmetric 4-bit groups of 32 are llama.cpp's ``Q4_0`` blocks (a signed
 scale per block, integers -8..7), which the GGUF exporter writes exactly, with AutoRound's scales
-(``gguf_export``: blocks already on a Q4_0 grid are packed as they are, not re-rounded). In torch,
-follow it with ``int4_weight_only`` at the same group size (asymmetric groups that hold the grid
-up to the zero point's rounding). Preset ``autoround-int4``: both steps.
+(``gguf_export``: blocks already on a Q4_0 grid are packed as they are, not re-rounded). Preset
+``autoround-q4_0``. torchao's int4 is asymmetric (a scale and a float zero per group): following
+``autoround`` with ``int4_weight_only`` rounds the grid a second time, and on the embedded model
+that lost to plain round-to-nearest (``benchmarks/results/autoround.md``), so no preset offers it;
+serving AutoRound's integers in torch needs them packed as they are, which is not built yet.
 
 Cost: a forward and backward pass per block and iteration; 50 iterations of 8 x 512 tokens took
-about 20 minutes for the embedded 135M model on 2 CPU cores (``benchmarks/autoround.py``), so the
+18 minutes for the embedded 135M model on 2 CPU cores (``benchmarks/autoround.py``), so the
 offline search does not try it by default (a hand-written recipe or the LLM planner can).
 """
 
@@ -39,7 +41,7 @@ class AutoRoundConfig(MethodConfig):
     family: ClassVar[str] = "quantization"
     summary: ClassVar[str] = (
         "AutoRound (auto-round): calibrated rounding to a 2-8 bit grid, weights kept as floats "
-        "for the runtime's own format (llama.cpp Q4_0, torch int4)"
+        "for the runtime's own format (4-bit symmetric groups of 32 = llama.cpp Q4_0, exactly)"
     )
 
     bits: Literal[2, 3, 4, 8] = 4

@@ -74,13 +74,10 @@ RUNTIME_PRESETS.update(
 )
 
 
-#: Calibrated 4-bit rounding (AutoRound, symmetric groups of 32) stored in a runtime's 4-bit format:
-#: torchao int4 at the same group size, or llama.cpp Q4_0, whose blocks hold that grid exactly.
+#: Calibrated 4-bit rounding (AutoRound, symmetric groups of 32) stored in llama.cpp's Q4_0, whose
+#: blocks hold that grid exactly. (torchao's int4 is asymmetric: it would round the grid again;
+#: benchmarks/results/autoround.md measured that it loses.)
 CALIBRATED_PRESETS: dict[str, tuple[list[dict[str, Any]], dict[str, Any] | None]] = {
-    "autoround-int4": (
-        [{"method": "autoround"}, {"method": "int4_weight_only", "group_size": 32}],
-        None,
-    ),
     "autoround-q4_0": ([{"method": "autoround"}], {"name": "llamacpp", "quant": "Q4_0"}),
 }
 
