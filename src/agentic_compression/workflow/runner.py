@@ -90,8 +90,9 @@ class SearchSettings(BaseModel):
     device: str = "cpu"
     proposals_per_call: int = Field(2, ge=1)
     #: "halving": screen every candidate cheaply, measure the best half of every 4 in full
-    #: (evaluation.screening); "full": every candidate in full once.
-    fidelity: Literal["halving", "full"] = "halving"
+    #: (evaluation.screening); "full": every candidate in full once. The CLI's default is
+    #: "halving"; "full" here is what a run stored before screening existed resumes with.
+    fidelity: Literal["halving", "full"] = "full"
     screen_rung: int = Field(4, ge=1)
     screen_keep: float = Field(0.5, gt=0, le=1)
     #: Runtimes candidates may be served by, comma separated (None: every runtime installed here).
