@@ -41,6 +41,9 @@ def test_export_writes_the_measured_artefact_with_its_serving_command(
                 "--data-dir", str(benchmarks_dir), *TINY_RUN)  # fmt: skip
     assert done.returncode == 0, done.stderr[-2000:]
     assert "trial 0 gguf-q8_0" in done.stdout  # the first seed of a llama.cpp-only space
+    # the CLI's default --fidelity halving: screened, then (the last candidate) measured in full
+    assert "trial 0 gguf-q8_0 (screening)" in done.stdout
+    assert "trial 0 gguf-q8_0 (promoted, full fidelity)" in done.stdout
 
     output = tmp_path / "deploy"
     exported = _cli(
