@@ -144,8 +144,8 @@ def apply_lora_recovery(model: Any, config: LoraRecovery, context: Any) -> str:
             torch.nn.utils.clip_grad_norm_(trainable, 1.0)
             optimizer.step()
             scheduler.step()
-            first_loss = float(loss) if step == 0 else first_loss
-            last_loss = float(loss)
+            last_loss = float(loss.detach())
+            first_loss = last_loss if step == 0 else first_loss
     peft_model.eval()
     # The adapters trained on every weight; the zeros of pruned layers are restored after the
     # merge, so the evaluated model can differ a little from the one whose loss is reported.
