@@ -62,6 +62,30 @@ def exercise_store(store: ResultsStore, prefix: str) -> None:
         store.save_trial(trial_record(first, 2, 0.1))  # the same recipe under another number
     assert store.count_trials(first) == 2
 
+    # a screened trial replaced by its full-fidelity measurement (same number and recipe)
+    screened = trial_record(first, 1, 0.2).model_copy(
+        update={"provenance": ok.provenance.model_copy(update={"fidelity": "screen"})}
+    )
+    store.delete_run(first)
+    store.create_run(run_record(first))
+    store.save_trial(screened)
+    full = trial_record(first, 1, 0.2).model_copy(
+        update={
+            "seconds": 9.0,
+            "created_at": "2025-01-01T00:01:00+00:00",
+            "provenance": ok.provenance.model_copy(
+                update={"recipe_hash": screened.recipe_hash, "screening": {"seconds": 1.5}}
+            ),
+        }
+    )
+    assert store.replace_trial(full) == full and store.list_trials(first) == [full]
+    with pytest.raises(TrialConflictError, match="no trial 2"):
+        store.replace_trial(full.model_copy(update={"number": 2}))
+    store.record_phase_cost(first, -2, "compression", 0.5, 0.2)
+    store.record_phase_cost(first, -3, "compression", 0.25, 0.1)
+    store.discard_phase_costs(first, -2)
+    assert store.take_unfinished_costs(first) == (0.25, 0.1)
+
     store.set_progress(first, "trial 2: measuring")
     run = store.get_run(first)
     assert run is not None and run.progress == "trial 2: measuring"
