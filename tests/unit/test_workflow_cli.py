@@ -72,6 +72,26 @@ def test_resume_of_a_finished_run_rewrites_outputs_without_a_model(
     assert (tmp_path / "done" / "pareto.svg").exists()
 
 
+def test_a_search_stopped_before_any_full_measurement_says_so(
+    app: typer.Typer, tmp_path: Path
+) -> None:
+    recipes = [recipe(s) for s in (0.1, 0.2, 0.3)]
+    rows = table([(r, FakeMetrics(0.7, 20.0, 10**8, 1e-4)) for r in recipes])
+    # each fake measurement costs 1e-4 kg: the carbon budget ends the search after one screening
+    settings = SearchSettings(
+        max_trials=3, fidelity="halving", carbon_budget_kg=1e-4, run_dir=str(tmp_path / "cut")
+    )
+    with SqliteResultsStore(tmp_path / "results.sqlite") as store:
+        run = create_run(store, "cut", settings, "fakeconfig000000")
+        run_search(
+            run, ScriptedPlanner(recipes), FakeEvaluator(rows), store, runs_dir=tmp_path,
+            plots=False,
+        )  # fmt: skip
+    result = RUNNER.invoke(app, ["resume", "cut", "--runs-dir", str(tmp_path)], terminal_width=200)
+    assert result.exit_code == 0, result.output
+    assert "no candidate was measured at full fidelity before the search stopped" in result.output
+
+
 def test_resume_of_an_unknown_run_is_a_user_error(app: typer.Typer, tmp_path: Path) -> None:
     result = RUNNER.invoke(app, ["resume", "nope", "--runs-dir", str(tmp_path)])
     assert isinstance(result.exception, UserInputError)

@@ -462,7 +462,13 @@ def print_summary(outcome: SearchOutcome, settings: SearchSettings) -> None:
     if frontier.hypervolume is not None:
         console.print(f"hypervolume {frontier.hypervolume:.6g} (reference point in results.json)")
     chosen = frontier.selections.get(settings.select)
-    if chosen is None:
+    full = [t for t in trials if t.provenance.fidelity == "full" and t.status == "ok"]
+    if chosen is None and trials and not full:
+        console.print(
+            "[yellow]no candidate was measured at full fidelity before the search stopped (only "
+            "screenings, which never enter the front); raise the budget or use --fidelity full[/]"
+        )
+    elif chosen is None:
         console.print(f"[yellow]no feasible recipe for preset {settings.select!r}[/]")
     else:
         trial = by_id[chosen]
