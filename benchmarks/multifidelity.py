@@ -29,6 +29,7 @@ reach 95% / grid size, mean and spread over seeds), and ``heldout_unseeded_vs_ra
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import statistics
@@ -65,10 +66,14 @@ def full_config() -> Any:
     from agentic_compression.evaluation.latency import LatencyConfig
     from agentic_compression.evaluation.perplexity import PerplexityConfig
 
+    # A cache of its own, new for each grid: the product's shared cache would answer some
+    # accuracies from earlier runs and make those measurements look free.
+    cache = Path(tempfile.mkdtemp(prefix="multifidelity-")) / "eval_cache.sqlite"
+    accuracy = AccuracyConfig.from_cli("arc_easy", limit=100, data_dir=DATA_DIR)
     return MeasureConfig(
         latency=LatencyConfig(prompt_tokens=128, new_tokens=32, warmup=1, repeats=3),
         perplexity=PerplexityConfig(seq_len=512, windows=16),
-        accuracy=AccuracyConfig.from_cli("arc_easy", limit=100, data_dir=DATA_DIR),
+        accuracy=dataclasses.replace(accuracy, cache_path=cache),
     )
 
 
