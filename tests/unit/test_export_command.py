@@ -38,10 +38,10 @@ def test_export_writes_the_measured_artefact_with_its_serving_command(
 ) -> None:
     runs = tmp_path / "runs"
     done = _cli("run", "--model", str(tiny_folder), "--runs-dir", str(runs), "--run-id", "t1",
-                "--data-dir", str(benchmarks_dir), *TINY_RUN)  # fmt: skip
+                "--data-dir", str(benchmarks_dir), "--fidelity", "halving", *TINY_RUN)  # fmt: skip
     assert done.returncode == 0, done.stderr[-2000:]
     assert "trial 0 gguf-q8_0" in done.stdout  # the first seed of a llama.cpp-only space
-    # the CLI's default --fidelity halving: screened, then (the last candidate) measured in full
+    # --fidelity halving: screened, then (the last candidate) measured in full
     assert "trial 0 gguf-q8_0 (screening)" in done.stdout
     assert "trial 0 gguf-q8_0 (promoted, full fidelity)" in done.stdout
 

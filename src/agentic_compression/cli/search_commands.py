@@ -270,9 +270,11 @@ def run(
         typer.Option(
             help="halving: screen each candidate cheaply (a quarter of the examples, one latency "
             "repeat) and measure the best half of every --screen-rung in full; full: every "
-            "candidate in full. Only full measurements reach the Pareto front."
+            "candidate in full (default: on the held-out grid of benchmarks/results/"
+            "multifidelity.md halving cost more to reach the same front). Only full measurements "
+            "reach the Pareto front."
         ),
-    ] = "halving",
+    ] = "full",
     screen_rung: Annotated[int, _hidden("Screened candidates judged together.")] = 4,
     device: Annotated[str, _hidden("cpu, cuda or auto.")] = "auto",
     run_id: Annotated[str | None, _hidden("Use this run id instead of a new one.")] = None,
