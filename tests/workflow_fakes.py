@@ -165,10 +165,14 @@ class ScriptedPlanner(Planner):
         self.reported_co2_kg = reported_co2_kg
 
     def propose(
-        self, history: Sequence[TrialOutcome], goal: PlanningGoal, count: int
+        self,
+        history: Sequence[TrialOutcome],
+        goal: PlanningGoal,
+        count: int,
+        pending: Sequence[Recipe] = (),
     ) -> list[Proposal]:
         self.calls += 1
-        done = {outcome.recipe.hash for outcome in history}
+        done = {outcome.recipe.hash for outcome in history} | {r.hash for r in pending}
         fresh = [r for r in self.recipes if r.hash not in done]
         return [
             Proposal(r, self.name, f"next in script: {r.label}", ("script.next()",))

@@ -16,6 +16,7 @@ from langchain_core.outputs import ChatGeneration, ChatResult
 from pydantic import Field
 
 from agentic_compression.compression.presets import preset
+from agentic_compression.compression.recipe import Recipe
 from agentic_compression.planning.base import PlanningGoal, TrialOutcome
 from agentic_compression.planning.llm import (
     LLMPlanner,
@@ -241,3 +242,14 @@ def test_the_planner_estimates_its_providers_co2_from_token_usage() -> None:
     llm.chat_model.script.append(reply(BF16))  # type: ignore[attr-defined]
     llm.propose(HISTORY, PlanningGoal(), 1)
     assert planner_reported_co2_kg(llm) == pytest.approx(two_replies / 2)  # the last call only
+
+
+def test_recipes_in_flight_are_in_the_prompt_and_never_proposed() -> None:
+    in_flight = Recipe.from_dict(NF4)
+    model = ScriptedChatModel(script=[reply(NF4, BF16)], calls=[])
+    proposals = planner(model).propose(HISTORY, PlanningGoal(), 2, pending=[in_flight])
+    assert [p.recipe.label for p in proposals] == ["bf16"]
+    prompt = texts(model.calls[0])
+    assert "## Being evaluated now" in prompt and '"bnb_4bit"' in prompt.split("Being evaluated")[1]
+    with pytest.raises(ValueError, match="being evaluated"):
+        parse_reply(reply(NF4), [], 1, pending=[in_flight])

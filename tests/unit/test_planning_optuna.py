@@ -202,3 +202,23 @@ def test_each_swept_pruning_choice_has_its_own_sparsity_range() -> None:
                 "energy_kwh_per_1k_tokens": 1e-5, "co2_kg_per_1k_tokens": 4e-6}))  # fmt: skip
     levels = {space.from_recipe(o.recipe).sparsity for o in history}  # type: ignore[union-attr]
     assert {0.1, 0.2, 0.3} <= levels
+
+
+def test_pending_recipes_are_never_proposed_again() -> None:
+    """A batch asked while others are in flight (parallel workers) skips them and spreads out."""
+    seeds = OptunaPlanner(space=SPACE, seed=0).propose([], PlanningGoal(), count=2)
+    in_flight = [p.recipe for p in seeds]
+    after = OptunaPlanner(space=SPACE, seed=0).propose([], PlanningGoal(), 4, pending=in_flight)
+    assert [p.recipe.label for p in after[:3]] == ["int8", "nf4", "wanda-30+int8"]
+    assert not {p.recipe.hash for p in after} & {r.hash for r in in_flight}
+    history = run(OptunaPlanner(space=SPACE, seed=1), trials=8)
+    flying = [
+        p.recipe for p in OptunaPlanner(space=SPACE, seed=1).propose(history, PlanningGoal(), 3)
+    ]
+    batch = OptunaPlanner(space=SPACE, seed=1).propose(history, PlanningGoal(), 3, pending=flying)
+    assert len(batch) == 3
+    tried = {o.recipe.hash for o in history} | {r.hash for r in flying}
+    assert not {p.recipe.hash for p in batch} & tried
+    random_batch = RandomPlanner(space=SPACE, seed=2).propose(history, PlanningGoal(), 200, flying)
+    assert len(random_batch) == len(SPACE.grid()) - len(tried)
+    assert not {p.recipe.hash for p in random_batch} & tried

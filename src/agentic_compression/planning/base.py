@@ -49,6 +49,11 @@ class PlanningGoal:
     max_latency_ms: float | None = None
 
 
+def taken_hashes(history: Sequence[TrialOutcome], pending: Sequence[Recipe]) -> set[str]:
+    """Hashes a planner must not propose again: every tried and every in-flight recipe."""
+    return {o.recipe.hash for o in history} | {r.hash for r in pending}
+
+
 class Planner(ABC):
     """Proposes recipes. Implementations: offline (Optuna), LLM (LangChain), rules (baseline)."""
 
@@ -56,6 +61,15 @@ class Planner(ABC):
 
     @abstractmethod
     def propose(
-        self, history: Sequence[TrialOutcome], goal: PlanningGoal, count: int
+        self,
+        history: Sequence[TrialOutcome],
+        goal: PlanningGoal,
+        count: int,
+        pending: Sequence[Recipe] = (),
     ) -> list[Proposal]:
-        """Up to ``count`` new recipes, never one whose hash is already in ``history``."""
+        """Up to ``count`` new recipes, never one whose hash is in ``history`` or ``pending``.
+
+        ``pending`` are recipes proposed earlier and still being evaluated (by parallel workers):
+        a planner treats them as taken, and a model-based one (TPE) as in flight, so a batch
+        asked while others run spreads out instead of piling onto the same region.
+        """

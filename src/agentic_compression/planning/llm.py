@@ -38,7 +38,13 @@ from agentic_compression.compression.recipe import Recipe
 from agentic_compression.compression.registry import registered_methods
 from agentic_compression.core.pareto import DEFAULT_OBJECTIVES
 from agentic_compression.errors import UserInputError
-from agentic_compression.planning.base import Planner, PlanningGoal, Proposal, TrialOutcome
+from agentic_compression.planning.base import (
+    Planner,
+    PlanningGoal,
+    Proposal,
+    TrialOutcome,
+    taken_hashes,
+)
 from agentic_compression.redaction import scrub
 
 logger = logging.getLogger(__name__)
@@ -204,7 +210,11 @@ def front_trials(history: Sequence[TrialOutcome], goal: PlanningGoal) -> list[in
 
 
 def build_prompt(
-    history: Sequence[TrialOutcome], goal: PlanningGoal, count: int, note: str | None = None
+    history: Sequence[TrialOutcome],
+    goal: PlanningGoal,
+    count: int,
+    note: str | None = None,
+    pending: Sequence[Recipe] = (),
 ) -> str:
     """The user message: catalogue, goal, objectives, history and the reply format."""
     constraints = {
@@ -229,6 +239,11 @@ def build_prompt(
         "## Measured Pareto front (feasible full-fidelity trials no other trial beats within "
         "measurement noise)\n" + json.dumps(front_trials(history, goal)),
     ]
+    if pending:
+        sections.append(
+            "## Being evaluated now (results not in yet; do not propose these again)\n"
+            + "\n".join(json.dumps(r.to_dict()) for r in pending)
+        )
     if note:
         sections.append(f"## Environment\n{note}")
     sections.append(
@@ -252,7 +267,9 @@ def _json_object(text: str) -> Any:
         raise MalformedReplyError(f"the reply is not valid JSON: {error}") from None
 
 
-def parse_reply(text: str, history: Sequence[TrialOutcome], count: int) -> tuple[str, list[Recipe]]:
+def parse_reply(
+    text: str, history: Sequence[TrialOutcome], count: int, pending: Sequence[Recipe] = ()
+) -> tuple[str, list[Recipe]]:
     """``(reasoning, new recipes)`` from a reply; :class:`MalformedReplyError` says what is wrong.
 
     >>> reply = '{"reasoning": "int8 keeps accuracy", "recipes": [{"name": "int8", "steps": [{"method": "int8_weight_only"}]}]}'
@@ -265,7 +282,7 @@ def parse_reply(text: str, history: Sequence[TrialOutcome], count: int) -> tuple
     reasoning = data.get("reasoning")
     if not isinstance(reasoning, str) or not reasoning.strip():
         raise MalformedReplyError('the reply must have a non-empty "reasoning" string')
-    tried = {o.recipe.hash for o in history}
+    tried = taken_hashes(history, pending)
     recipes: list[Recipe] = []
     for index, item in enumerate(data["recipes"], start=1):
         try:
@@ -276,7 +293,9 @@ def parse_reply(text: str, history: Sequence[TrialOutcome], count: int) -> tuple
             tried.add(recipe.hash)
             recipes.append(recipe)
     if not recipes:
-        raise MalformedReplyError("every proposed recipe was already tried (or none was given)")
+        raise MalformedReplyError(
+            "every proposed recipe was already tried or is being evaluated (or none was given)"
+        )
     return reasoning.strip(), recipes[:count]
 
 
@@ -373,7 +392,11 @@ class LLMPlanner(Planner):
         return self._last_co2_kg
 
     def propose(
-        self, history: Sequence[TrialOutcome], goal: PlanningGoal, count: int
+        self,
+        history: Sequence[TrialOutcome],
+        goal: PlanningGoal,
+        count: int,
+        pending: Sequence[Recipe] = (),
     ) -> list[Proposal]:
         if count <= 0:
             return []
@@ -381,7 +404,9 @@ class LLMPlanner(Planner):
 
         messages: list[Any] = [
             SystemMessage(content=SYSTEM_PROMPT),
-            HumanMessage(content=build_prompt(history, goal, count, self.environment_note)),
+            HumanMessage(
+                content=build_prompt(history, goal, count, self.environment_note, pending)
+            ),
         ]
         calls: list[str] = []
         problem = ""
@@ -390,12 +415,12 @@ class LLMPlanner(Planner):
             try:
                 response = self._invoke(messages)
             except LLMUnavailableError as error:
-                return self._fall_back(history, goal, count, str(error), calls)
+                return self._fall_back(history, goal, count, str(error), calls, pending)
             calls.append(_usage(response, attempt, self.model_label))
             self._last_co2_kg += estimated_llm_co2_kg(*_tokens(response))
             text = _text(response)
             try:
-                reasoning, recipes = parse_reply(text, history, count)
+                reasoning, recipes = parse_reply(text, history, count, pending)
             except MalformedReplyError as error:
                 problem = str(error)
                 messages += [
@@ -408,7 +433,7 @@ class LLMPlanner(Planner):
                 continue
             return [Proposal(r, self.name, reasoning, tuple(calls)) for r in recipes]
         reason = f"{self.retry.max_format_attempts} unusable replies, last: {problem}"
-        return self._fall_back(history, goal, count, reason, calls)
+        return self._fall_back(history, goal, count, reason, calls, pending)
 
     def _invoke(self, messages: list[Any]) -> Any:
         """One chat call, retried with backoff on rate limits and transient errors."""
@@ -434,6 +459,7 @@ class LLMPlanner(Planner):
         count: int,
         reason: str,
         calls: list[str],
+        pending: Sequence[Recipe] = (),
     ) -> list[Proposal]:
         reason = scrub(" ".join(reason.split()))[:300]
         logger.warning(
@@ -447,5 +473,5 @@ class LLMPlanner(Planner):
                 f"[fallback from {self.name}: {reason}] {p.reasoning}",
                 tuple(calls) + p.tool_calls,
             )
-            for p in self.fallback.propose(history, goal, count)
+            for p in self.fallback.propose(history, goal, count, pending)
         ]

@@ -34,6 +34,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
+from agentic_compression.compression.recipe import Recipe
 from agentic_compression.core.pareto import DEFAULT_OBJECTIVES, Objective
 from agentic_compression.planning.base import Planner, PlanningGoal, Proposal, TrialOutcome
 from agentic_compression.planning.space import UNSTRUCTURED, SearchSpace, SpacePoint
@@ -236,16 +237,28 @@ class OptunaPlanner(Planner):
     # ------------------------------------------------------------------ proposing
 
     def propose(
-        self, history: Sequence[TrialOutcome], goal: PlanningGoal, count: int
+        self,
+        history: Sequence[TrialOutcome],
+        goal: PlanningGoal,
+        count: int,
+        pending: Sequence[Recipe] = (),
     ) -> list[Proposal]:
         if count <= 0:
             return []
         tried = {p for p in (self.space.from_recipe(o.recipe) for o in history) if p is not None}
+        in_flight = [p for p in (self.space.from_recipe(r) for r in pending) if p is not None]
         with _quiet_optuna():
             study, replay = self._study(history, goal)
             distributions = self._distributions()
             proposals: list[Proposal] = []
             taken = set(tried)
+            for flying in dict.fromkeys(in_flight):
+                # Asked and left RUNNING: constant liar counts the in-flight point as bad, so the
+                # rest of the batch spreads away from it (and it is never proposed twice).
+                if flying not in taken:
+                    study.enqueue_trial(self._params(flying))
+                    self._suggest(study.ask(), distributions)
+                    taken.add(flying)
 
             def add(point: SpacePoint, why: str) -> None:
                 taken.add(point)

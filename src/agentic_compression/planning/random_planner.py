@@ -15,6 +15,7 @@ from __future__ import annotations
 import random
 from collections.abc import Sequence
 
+from agentic_compression.compression.recipe import Recipe
 from agentic_compression.planning.base import Planner, PlanningGoal, Proposal, TrialOutcome
 from agentic_compression.planning.space import SearchSpace
 
@@ -37,9 +38,14 @@ class RandomPlanner(Planner):
         self.name = name
 
     def propose(
-        self, history: Sequence[TrialOutcome], goal: PlanningGoal, count: int
+        self,
+        history: Sequence[TrialOutcome],
+        goal: PlanningGoal,
+        count: int,
+        pending: Sequence[Recipe] = (),
     ) -> list[Proposal]:
         tried = {self.space.from_recipe(o.recipe) for o in history}
+        tried |= {self.space.from_recipe(r) for r in pending}
         untried = [p for p in self.space.grid() if p not in tried]
         rng = random.Random(self.seed * 100_003 + len(history))
         chosen = rng.sample(untried, min(max(count, 0), len(untried)))

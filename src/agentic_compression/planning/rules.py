@@ -32,6 +32,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from agentic_compression.compression.recipe import Recipe
 from agentic_compression.core.pareto import DEFAULT_OBJECTIVES, Point, pareto_front
 from agentic_compression.errors import UserInputError
 from agentic_compression.planning.base import Planner, PlanningGoal, Proposal, TrialOutcome
@@ -121,9 +122,14 @@ class RulesPlanner(Planner):
     name = "rules"
 
     def propose(
-        self, history: Sequence[TrialOutcome], goal: PlanningGoal, count: int
+        self,
+        history: Sequence[TrialOutcome],
+        goal: PlanningGoal,
+        count: int,
+        pending: Sequence[Recipe] = (),
     ) -> list[Proposal]:
         tried = {_VOCABULARY.key(o.recipe) for o in history}
+        tried |= {_VOCABULARY.key(r) for r in pending}
         seeds = keyword_seeds(goal.objective)
         candidates = [(c, f"keyword seed for {goal.objective!r}") for c in seeds]
         frontier = self._frontier(history)
@@ -164,15 +170,19 @@ class DynamicArmPlanner(Planner):
     name = "rq1-dynamic"
 
     def propose(
-        self, history: Sequence[TrialOutcome], goal: PlanningGoal, count: int
+        self,
+        history: Sequence[TrialOutcome],
+        goal: PlanningGoal,
+        count: int,
+        pending: Sequence[Recipe] = (),
     ) -> list[Proposal]:
         threshold = goal.accuracy_threshold
         if threshold is None:
             raise UserInputError(
                 "the RQ1 dynamic arm needs an accuracy threshold (--accuracy-threshold)"
             )
-        if count <= 0:
-            return []
+        if count <= 0 or pending:
+            return []  # one configuration at a time: the next depends on the one in flight
         if not history:
             return [_proposal(DYNAMIC_START, self.name, "dynamic arm starts at (8, 0)")]
         accuracy: dict[BitsSparsity, float | None] = {}

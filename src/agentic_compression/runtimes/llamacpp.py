@@ -42,7 +42,8 @@ def tensor_overrides(
     importance: Mapping[str, Any] | None,
 ) -> tuple[dict[str, str], list[str]]:
     """GGUF tensor name -> type for a mixed-precision export: ``tensor_types`` patterns first, then
-    (with ``mix_bits``) the sensitivity allocation of the decoder's other matrices; and notes on it."""
+    (with ``mix_bits``) the sensitivity allocation of the decoder's other matrices; and notes on it.
+    """
     from agentic_compression.compression.allocation import allocate
     from agentic_compression.compression.calibration import calibration_batch
     from agentic_compression.compression.sensitivity import measure_sensitivity
@@ -146,10 +147,12 @@ class LlamaCppRuntime(Runtime):
             *mix_notes,
             f"{artefact.fallbacks} tensors fell back to another type (rows not a multiple of "
             "the block size)",
-            "tokenizer: llama.cpp and Hugging Face agree on a WikiText-2 sample"
-            if agrees
-            else "tokenizer: llama.cpp and Hugging Face DISAGREE on a WikiText-2 sample: "
-            "accuracy and perplexity are not comparable with the torch runtime",
+            (
+                "tokenizer: llama.cpp and Hugging Face agree on a WikiText-2 sample"
+                if agrees
+                else "tokenizer: llama.cpp and Hugging Face DISAGREE on a WikiText-2 sample: "
+                "accuracy and perplexity are not comparable with the torch runtime"
+            ),
         )
         info = ArtefactInfo(
             runtime=self.name,
