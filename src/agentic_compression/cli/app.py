@@ -205,6 +205,7 @@ def _register_subcommands() -> None:
     from agentic_compression.cli import (
         accuracy_commands,
         carbon_commands,
+        experiment_commands,
         export_command,
         search_commands,
     )
@@ -213,6 +214,7 @@ def _register_subcommands() -> None:
     search_commands.register(app)
     export_command.register(app)
     carbon_commands.register(app)
+    experiment_commands.register(app)
 
 
 _register_subcommands()

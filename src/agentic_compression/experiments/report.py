@@ -1,0 +1,58 @@
+"""Files of an experiment folder: ``rqN.json`` (the data), ``rqN.md`` (tables), ``plots/rqN.*``.
+
+:func:`write_result` stores an RQ's JSON and renders from the stored file (never from the objects
+in memory), so :func:`regenerate` (``agentic-compress report DIR``) writes the same bytes later.
+
+Example:
+    >>> regenerate(Path("experiments/20261202"))   # doctest: +SKIP
+    [PosixPath('.../rq1.md'), PosixPath('.../plots/rq1.svg'), ...]
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from agentic_compression.errors import UserInputError
+from agentic_compression.experiments import rq1, rq2, rq3, rq4
+from agentic_compression.experiments.plots import write_plots
+from agentic_compression.paths import atomic_output
+
+RENDERERS = {"rq1": rq1.render, "rq2": rq2.render, "rq3": rq3.render, "rq4": rq4.render}
+
+
+def write_result(data: dict[str, Any], folder: Path) -> list[Path]:
+    """Write ``<rq>.json`` and render its table and plots from the file just written."""
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / f"{data['rq']}.json"
+    with atomic_output(path) as staging:
+        staging.write_text(json.dumps(data, indent=1, sort_keys=True, default=str) + "\n")
+    return [path, *render_file(path)]
+
+
+def render_file(path: Path) -> list[Path]:
+    """``<rq>.md`` and ``plots/<rq>.svg|png`` from one RQ JSON file."""
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+        renderer = RENDERERS[data["rq"]]
+    except (OSError, ValueError, KeyError, TypeError) as error:
+        raise UserInputError(f"{path} is not an RQ result file ({error}); rerun that RQ") from None
+    table = path.with_suffix(".md")
+    with atomic_output(table) as staging:
+        staging.write_text(renderer(data), encoding="utf-8")
+    return [table, *write_plots(data, path.parent / "plots")]
+
+
+def regenerate(folder: Path) -> list[Path]:
+    """Every table and plot of ``folder`` from its ``rq*.json`` files alone."""
+    files = sorted(folder.glob("rq[1-4].json"))
+    if not files:
+        raise UserInputError(
+            f"{folder} holds no rq1.json ... rq4.json; run `agentic-compress run-all --output "
+            f"{folder}` (or one run-rqN) first"
+        )
+    written: list[Path] = []
+    for path in files:
+        written += render_file(path)
+    return written
