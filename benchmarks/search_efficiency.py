@@ -1,6 +1,7 @@
 """Search efficiency of the planners: hypervolume reached vs trials used, on a measured grid.
 
-Two phases (``.venv/bin/python benchmarks/search_efficiency.py [grid|replay|all]``, default all):
+Phases (``.venv/bin/python benchmarks/search_efficiency.py [grid|replay|heldout|all]``, default all;
+``heldout`` replays the planners on the two held-out grids, see :func:`heldout_main`):
 
 1. **grid** (slow, about 30-60 minutes on 2 CPU cores): every point of ``BENCH_SPACE`` (28 recipes)
    is compressed and measured ONCE on the embedded SmolLM2-135M with ``evaluate_candidate``
@@ -396,12 +397,116 @@ def _markdown(result: dict[str, Any]) -> str:
     return "\n".join(lines) + "\n"
 
 
+# ----------------------------------------------------------------------------- held-out grids
+
+HELDOUT_TARGETS = {"heldout_unseeded_vs_random": 1.3, "offline_fraction_max": 0.30}
+
+
+def _heldout_rows() -> dict[str, tuple[Any, dict[Any, dict[str, Any]], str]]:
+    """Each held-out grid: its space, its rows by point, and how it was measured.
+
+    Both were measured after the seed list was frozen, for other purposes than this replay:
+    ``multifidelity_grid.json`` (full fidelity) and ``heldout_grid_screen.json`` (run-all --quick's
+    screening fidelity; other candidates)."""
+    import heldout_grid
+    import multifidelity
+
+    from agentic_compression.compression.recipe import Recipe
+
+    grids: dict[str, tuple[Any, dict[Any, dict[str, Any]], str]] = {}
+    space = multifidelity.heldout_space()
+    data = json.loads(multifidelity.GRID_FILE.read_text())
+    by_hash = {space.to_recipe(p).hash: p for p in space.grid()}
+    rows = {by_hash[h]: {"label": r["label"], **r["full"]} for h, r in data["rows"].items()}
+    grids["multifidelity-full"] = (space, rows, "multifidelity_grid.json, full fidelity")
+    space = heldout_grid.heldout_space()
+    data = json.loads(heldout_grid.GRID_FILE.read_text())
+    rows = {space.from_recipe(Recipe.from_dict(r["recipe"])): r for r in data["rows"]}
+    grids["rq-quick-screen"] = (space, rows, "heldout_grid_screen.json, screening fidelity")
+    for name, (space, rows, _) in grids.items():
+        missing = [p.label for p in space.grid() if p not in rows]
+        if missing:
+            raise SystemExit(f"held-out grid {name} is incomplete: {missing}")
+    return grids
+
+
+def heldout_main() -> None:
+    """Replay every planner on each held-out grid; add ``heldout`` to search_efficiency.json."""
+    from agentic_compression.core.pareto import DEFAULT_OBJECTIVES
+    from agentic_compression.core.provenance import machine_summary
+
+    grids: dict[str, Any] = {}
+    for name, (space, rows, source) in _heldout_rows().items():
+        analysis = analyse(rows, space, DEFAULT_OBJECTIVES)
+        grids[name] = {
+            "source": source,
+            "grid_size": len(rows),
+            "offline_seeds_in_grid": [p.label for p in space.seeds()],
+            "full_grid_front_size": len(analysis["full_grid_front"]),
+            **{
+                planner: {
+                    "trials_fraction_to_95pct_hv": a["trials_fraction_to_95pct_hv"],
+                    "spread": round(statistics.stdev(a["trials_fraction_to_95pct_hv_per_seed"]), 4),
+                    "per_seed": a["trials_fraction_to_95pct_hv_per_seed"],
+                }
+                for planner, a in analysis["planners"].items()
+            },
+            "llm": "not run: no LLM provider is reachable from this machine",
+        }
+    ratios = [
+        g["random"]["trials_fraction_to_95pct_hv"]
+        / g["offline-unseeded"]["trials_fraction_to_95pct_hv"]
+        for g in grids.values()
+    ]
+    offline = max(g["offline"]["trials_fraction_to_95pct_hv"] for g in grids.values())
+    heldout = {
+        "grids": grids,
+        "heldout_unseeded_vs_random": round(statistics.mean(ratios), 4),
+        "offline_fraction_max": offline,
+        "targets": HELDOUT_TARGETS,
+        "targets_met": {
+            "heldout_unseeded_vs_random": statistics.mean(ratios) >= 1.3,
+            "offline_fraction_max": offline <= 0.30,
+        },
+        "seeds": list(SEEDS),
+        "replay_machine": machine_summary(),
+    }
+    path = RESULTS / "search_efficiency.json"
+    result = json.loads(path.read_text())
+    result["heldout"] = heldout
+    result["heldout_unseeded_vs_random"] = heldout["heldout_unseeded_vs_random"]
+    path.write_text(json.dumps(result, indent=1))
+    lines = ["", "## Held-out grids (measured after the seed list was frozen)", "",
+             "| grid | size | offline | offline-unseeded | random | rules |",
+             "|---|---|---|---|---|---|"]  # fmt: skip
+    for name, g in grids.items():
+        cells = [
+            f"{g[p]['trials_fraction_to_95pct_hv']:.3f} ± {g[p]['spread']:.3f}"
+            for p in ("offline", "offline-unseeded", "random", "rules")
+        ]
+        lines.append(f"| {name} ({g['source']}) | {g['grid_size']} | " + " | ".join(cells) + " |")
+    lines += [
+        "",
+        "Trials fraction to 95% of the grid's hypervolume (mean ± sd over "
+        f"{len(SEEDS)} seeds; rules is deterministic). `heldout_unseeded_vs_random` = "
+        f"**{heldout['heldout_unseeded_vs_random']}** (target >= 1.3); offline at most "
+        f"**{offline}** (target <= 0.30). LLM planner: not run (no provider reachable here).",
+        "",
+    ]
+    markdown = RESULTS / "search_efficiency.md"
+    text = markdown.read_text().split("\n## Held-out grids")[0].rstrip("\n") + "\n"
+    markdown.write_text(text + "\n".join(lines))
+    print(json.dumps({k: v for k, v in heldout.items() if k != "grids"}, indent=1))
+
+
 def main() -> None:
     phase = sys.argv[1] if len(sys.argv) > 1 else "all"
     if phase in ("grid", "all"):
         evaluate_grid()
     if phase in ("replay", "all"):
         replay_main()
+    if phase in ("heldout", "all"):
+        heldout_main()
 
 
 if __name__ == "__main__":

@@ -87,9 +87,9 @@ def test_conversion_gives_back_the_cais_mmlu_rows(prepared: Path, benchmarks_dir
     for subject, _ in mmlu_subjects():
         ours = (prepared / "mmlu" / "test" / f"{subject}.jsonl").read_text().split("\n")
         reference = (benchmarks_dir / "mmlu" / "test" / f"{subject}.jsonl").read_text().split("\n")
-        assert [json.loads(x) for x in ours if x] == [
-            json.loads(x) for x in reference if x
-        ], subject
+        assert [json.loads(x) for x in ours if x] == [json.loads(x) for x in reference if x], (
+            subject
+        )
     assert (prepared / "humaneval" / "HumanEval.jsonl.gz").stat().st_size > 40_000
     manifest = json.loads((prepared / "PREPARED.json").read_text())
     assert {d["name"]: d["status"] for d in manifest["datasets"]}["arc_easy"] == "unavailable"

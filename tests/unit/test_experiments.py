@@ -19,9 +19,10 @@ from agentic_compression.cli import experiment_commands, search_commands
 from agentic_compression.compression.recipe import Recipe
 from agentic_compression.core.metrics import CandidateResult
 from agentic_compression.evaluation.candidate import EnergySink, Progress
-from agentic_compression.experiments import rq3, rq4
+from agentic_compression.experiments import rq4
 from agentic_compression.experiments.arms import arm_statistics
 from agentic_compression.experiments.measurements import MeasurementLog
+from agentic_compression.experiments.scoring import weighted_score
 from agentic_compression.experiments.session import grid_recipe
 from agentic_compression.workflow.evaluator import Evaluator
 from workflow_fakes import FakeMetrics, fake_result
@@ -143,6 +144,13 @@ def test_rq1_arms_and_statistics(
     stats = arm_statistics(data["arms"]["static"]["trials"], threshold, None)
     assert stats["trials_to_threshold"] == 1 and stats["best_accuracy"] == pytest.approx(0.55)
     assert stats["energy_kwh_to_threshold"] == pytest.approx(1e-4 * 2.5)
+    # Counting only compressed candidates (smaller than fp32): bf16, the second static recipe.
+    smaller = data["baseline"]["objectives"]["memory_bytes"]
+    compressed = arm_statistics(
+        data["arms"]["static"]["trials"], threshold, None, smaller_than=smaller
+    )
+    assert compressed["trials_to_threshold"] == 2
+    assert compressed["energy_kwh_to_threshold"] == pytest.approx(2 * 1e-4 * 2.5)
     table = (tmp_path / "rq1.md").read_text()
     assert "| agentic | 3 | 8.0 ± 0.0 |" in table and "| static | 1 | 7.0 |" in table
 
@@ -180,10 +188,8 @@ def test_rq3_weights_change_the_picks() -> None:
             "energy_kwh_per_1k_tokens": 1e-3, "co2_kg_per_1k_tokens": 4e-4}  # fmt: skip
     small = {**base, "accuracy": 0.1, "latency_ms": 10.0, "memory_bytes": 1e8,
              "energy_kwh_per_1k_tokens": 2.5e-4, "co2_kg_per_1k_tokens": 1e-4}  # fmt: skip
-    assert rq3.weighted_score(base, base, "balanced") == 0.0
-    assert (
-        rq3.weighted_score(small, base, "accuracy") < 0 < rq3.weighted_score(small, base, "carbon")
-    )
+    assert weighted_score(base, base, "balanced") == 0.0
+    assert weighted_score(small, base, "accuracy") < 0 < weighted_score(small, base, "carbon")
 
 
 def test_bad_options_are_one_line_errors(

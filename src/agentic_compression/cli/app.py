@@ -207,6 +207,7 @@ def _register_subcommands() -> None:
         carbon_commands,
         experiment_commands,
         export_command,
+        gallery_commands,
         search_commands,
     )
 
@@ -215,6 +216,7 @@ def _register_subcommands() -> None:
     export_command.register(app)
     carbon_commands.register(app)
     experiment_commands.register(app)
+    gallery_commands.register(app)
 
 
 _register_subcommands()

@@ -185,6 +185,12 @@ def _command(which: tuple[str, ...]) -> Callable[..., None]:
                 "measurements."
             ),
         ] = None,
+        ppl_windows: Annotated[
+            int, typer.Option(help="Perplexity windows (full fidelity).", hidden=True)
+        ] = 16,
+        latency_new_tokens: Annotated[
+            int, typer.Option(help="Generated tokens timed for latency.", hidden=True)
+        ] = 32,
     ) -> None:
         from agentic_compression.cli.search_commands import _evaluator, _settings
         from agentic_compression.cli.terminal import run_log
@@ -202,7 +208,8 @@ def _command(which: tuple[str, ...]) -> Callable[..., None]:
         settings = _settings(
             model=model, planner=planner, accuracy_threshold=accuracy_threshold, tasks=tasks,
             limit=limit, runtimes=runtime, data_dir=str(data_dir) if data_dir else None,
-            country=country, meter=meter,
+            country=country, meter=meter, ppl_windows=ppl_windows,
+            latency_new_tokens=latency_new_tokens,
         )  # fmt: skip
         options = ExperimentOptions(
             model=model, runtimes=settings.runtime_names(), seeds=_seeds(seeds), quick=quick,

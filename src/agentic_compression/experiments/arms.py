@@ -95,9 +95,12 @@ def arm_statistics(
     threshold: float | None,
     reference: Mapping[str, float] | None,
     objectives: Sequence[Objective] = DEFAULT_OBJECTIVES,
+    smaller_than: float | None = None,
 ) -> dict[str, Any]:
     """Best/mean accuracy and CO2 per 1k tokens, trials, trials and evaluation energy to the first
-    trial reaching ``threshold``, and the hypervolume of the arm's front under ``reference``."""
+    trial reaching ``threshold`` (and, with ``smaller_than``, a serialized size below it: a
+    compressed candidate, not the baseline itself), and the hypervolume of the arm's front under
+    ``reference``."""
     ok = [t for t in trials if t["status"] == "ok" and t["objectives"]]
     accuracy = [t["objectives"]["accuracy"] for t in ok]
     co2 = [t["objectives"]["co2_kg_per_1k_tokens"] for t in ok]
@@ -109,6 +112,7 @@ def arm_statistics(
             and t["status"] == "ok"
             and t["objectives"]
             and t["objectives"]["accuracy"] >= threshold
+            and (smaller_than is None or t["objectives"]["memory_bytes"] < smaller_than)
         ),
         None,
     )

@@ -10,7 +10,8 @@ candidate's accuracy / the baseline's.
 
 Reported: per runtime and retention level, the largest energy saving among candidates that keep at
 least that retention; the 5-objective Pareto frontier with each member's savings; and the carbon,
-accuracy and balanced picks (``core.pareto.SELECTION_PRESETS`` on normalised objectives).
+accuracy and balanced picks among the frontier: the best score of the scheme's weights
+(``core.pareto.SELECTION_PRESETS``) on log2 ratios to the baseline (:mod:`.scoring`, as RQ3).
 """
 
 from __future__ import annotations
@@ -19,11 +20,10 @@ from typing import Any
 
 from agentic_compression.core.pareto import (
     DEFAULT_OBJECTIVES,
-    SELECTION_PRESETS,
     pareto_front,
-    select,
 )
 from agentic_compression.experiments.arms import fixed_arm, points, run_arm
+from agentic_compression.experiments.scoring import weighted_score
 from agentic_compression.experiments.session import Experiment, baseline_recipe, grid_recipe
 from agentic_compression.planning.base import PlanningGoal
 
@@ -111,10 +111,14 @@ def summary(data: dict[str, Any]) -> dict[str, Any]:
         levels[f"{level:g}"] = row
     pts = points(candidates)
     front = [by_hash[p.id] for p in pareto_front(pts, DEFAULT_OBJECTIVES)]
-    picks = {}
-    for name in PICKS:
-        chosen = select(pts, DEFAULT_OBJECTIVES, SELECTION_PRESETS[name])
-        picks[name] = None if chosen is None else by_hash[chosen.id]
+    picks = {
+        name: max(
+            front,
+            key=lambda c, n=name: (round(weighted_score(c["objectives"], base, n), 12), c["label"]),
+            default=None,
+        )
+        for name in PICKS
+    }
     return {
         "levels": levels,
         "front": [{**c, **_savings(c, base)} for c in front],
@@ -161,7 +165,8 @@ def render(data: dict[str, Any]) -> str:
     ]
     for c in stats["front"]:
         lines.append(_row(c))
-    lines += ["", "## Picks", "", "| pick | candidate | runtime | accuracy | retention | "
+    lines += ["", "## Picks (scheme weights on log2 ratios to the baseline, among the frontier)", "",
+              "| pick | candidate | runtime | accuracy | retention | "
               "energy saved | CO2 saved |", "|---|---|---|---|---|---|---|"]  # fmt: skip
     for name, c in stats["picks"].items():
         if c is None:

@@ -7,9 +7,8 @@ sparsity {0, 0.1, 0.3, 0.5, 0.7} ({0, 0.3, 0.5} with ``--quick``). Each search m
 grid, so the weights have to steer it.
 
 Normalisation before weighting (the older code summed raw 1/x terms, so one term swamped the rest
-and every scheme picked the same point): each objective becomes log2 of its ratio to the measured
-uncompressed baseline, oriented so that larger is better (halving a cost scores +1, halving the
-accuracy -1). The weighted score is the weights' mean of those terms. The search is the offline
+and every scheme picked the same point): :func:`.scoring.weighted_score`, log2 ratios to the
+measured uncompressed baseline (halving a cost scores +1, halving the accuracy -1). The search is the offline
 TPE planner with that score as its single objective (no known-good seeds: random start-up, then
 TPE).
 
@@ -26,7 +25,6 @@ import itertools
 import math
 import statistics
 from collections import Counter
-from collections.abc import Mapping
 from typing import Any
 
 from agentic_compression.core.pareto import (
@@ -39,6 +37,7 @@ from agentic_compression.core.pareto import (
 )
 from agentic_compression.experiments.arms import mean_and_spread, points, run_arm
 from agentic_compression.experiments.measurements import Measured
+from agentic_compression.experiments.scoring import weighted_score
 from agentic_compression.experiments.session import Experiment, baseline_recipe
 from agentic_compression.planning.base import PlanningGoal
 from agentic_compression.planning.optuna_planner import OptunaPlanner
@@ -56,21 +55,6 @@ def grid_space(quick: bool) -> SearchSpace:
         sparsity_levels=QUICK_SPARSITY if quick else SPARSITY,
         quantizations=tuple(BITS_TO_QUANTIZATION[b] for b in (32, 16, 8, 4)),
     )
-
-
-def weighted_score(
-    objectives: Mapping[str, float], base: Mapping[str, float], scheme: str
-) -> float:
-    """The weights' mean of log2 ratios to the baseline, larger is better (module docstring)."""
-    weights = SELECTION_PRESETS[scheme]
-    total = 0.0
-    for o in DEFAULT_OBJECTIVES:
-        value, reference = objectives[o.name], base[o.name]
-        if value <= 0 or reference <= 0:
-            raise ValueError(f"{o.name} must be positive to be scored, got {value} / {reference}")
-        ratio = value / reference if o.direction == "maximize" else reference / value
-        total += weights.weight(o.name) * math.log2(ratio)
-    return total / sum(weights.weight(o.name) for o in DEFAULT_OBJECTIVES)
 
 
 def run(experiment: Experiment) -> dict[str, Any]:

@@ -197,8 +197,8 @@ def render(data: dict[str, Any]) -> str:
         f"({data['threshold_rule']}); search: planner {options['planner']}, seed {data['seed']}, "
         f"{options['search_trials']} trials per profile. Daily figures at "
         f"{options['requests_per_day']:,} requests x {options['tokens_per_request']} generated "
-        "tokens. Every figure is measured on this machine (energy as the meter labels it); "
-        "daily CO2 uses the profile's grid intensity.",
+        f"tokens. Every figure is measured on this machine (energy: {_energy_labels(data)}); "
+        "power is the mean over the decode loop; daily CO2 uses the profile's grid intensity.",
         "",
         "| profile | limits (GB, W, kg/kWh, ms) | chosen by search | limits met | kWh/day | "
         "kg CO2/day | older rule | rule's limits | rule kg CO2/day |",
@@ -230,6 +230,13 @@ def render(data: dict[str, Any]) -> str:
             f"{s['measured_count']} measured candidates met every limit here."
         )
     return "\n".join([*lines, ""])
+
+
+def _energy_labels(data: dict[str, Any]) -> str:
+    """How the energy behind the figures was obtained, as the meter labelled it."""
+    trials = [t for e in data["profiles"].values() for t in [*e["trials"], e["rule"]["trial"]]]
+    labels = sorted({t["energy_label"] for t in trials if t.get("energy_label")})
+    return ", ".join(labels) or "no measurement"
 
 
 def _num(entry: dict[str, Any] | None, key: str) -> str:

@@ -49,7 +49,9 @@ def _markers(trials: Sequence[TrialRecord], frontier: FrontierAnalysis) -> list[
         group = (
             "front"
             if trial.candidate_id in front
-            else "feasible" if trial.candidate_id in feasible else "infeasible"
+            else "feasible"
+            if trial.candidate_id in feasible
+            else "infeasible"
         )
         out.append(
             _Marker(

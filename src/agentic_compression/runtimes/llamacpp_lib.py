@@ -149,8 +149,9 @@ def read_tensor_types(path: Path) -> dict[str, str]:
         raise RuntimeError(f"llama.cpp cannot read {path} as GGUF: {_last_errors()}")
     try:
         return {
-            ggml.gguf_get_tensor_name(handle, i)
-            .decode(): ggml.ggml_type_name(ggml.gguf_get_tensor_type(handle, i))
+            ggml.gguf_get_tensor_name(handle, i).decode(): ggml.ggml_type_name(
+                ggml.gguf_get_tensor_type(handle, i)
+            )
             .decode()
             .upper()
             for i in range(ggml.gguf_get_n_tensors(handle))

@@ -1,0 +1,44 @@
+"""One RQ for real on a tiny budget: run-rq4 on the embedded model (llama.cpp and PyTorch), then
+`report` reproduces its table byte for byte. About 3 minutes on 2 cores."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import typer
+from typer.testing import CliRunner
+
+from agentic_compression.cli import experiment_commands
+from agentic_compression.runtimes import installed_runtimes
+
+
+def test_rq4_runs_for_real_and_reports_from_its_json(benchmarks_dir: Path, tmp_path: Path) -> None:
+    if "llamacpp" not in installed_runtimes():
+        pytest.skip("llama.cpp is not installed")
+    app = typer.Typer()
+    experiment_commands.register(app)
+    args = ["run-rq4", "--runtime", "torch,llamacpp", "--quick", "--seeds", "0", "--trials", "1",
+            "--limit", "16", "--ppl-windows", "4", "--latency-new-tokens", "8",
+            "--output", str(tmp_path)]  # fmt: skip
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 0, result.output
+    data = json.loads((tmp_path / "rq4.json").read_text())
+    assert data["provenance"]["evaluation"]["model_hash"]
+    assert data["provenance"]["evaluation"]["accuracy_tasks"]  # data fingerprints
+    measured = [
+        json.loads(line) for line in (tmp_path / "measurements.jsonl").read_text().splitlines()
+    ]
+    labels = {m["label"] for m in measured}
+    # The baseline, the search's one trial (its first seed point) and the older rule's three picks.
+    assert {"fp32", "wanda-70+nf4", "wanda-50+int8", "wanda-40+int8"} <= labels
+    assert all(m["fidelity"] == "screen" for m in measured)
+    ok = [m for m in measured if m["status"] == "ok"]
+    assert ok and all(m["power_w"] > 0 and m["energy_kwh"] > 0 for m in ok)
+    table = (tmp_path / "rq4.md").read_text()
+    for profile in ("edge", "mobile", "cloud", "datacentre"):
+        assert f"| {profile} |" in table
+    (tmp_path / "rq4.md").unlink()
+    assert CliRunner().invoke(app, ["report", str(tmp_path)]).exit_code == 0
+    assert (tmp_path / "rq4.md").read_text() == table
