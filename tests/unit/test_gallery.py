@@ -19,20 +19,11 @@ RUNNER = CliRunner()
 
 def _run(runs_dir: Path, run_id: str, slowdown: float, accuracy_shift: float) -> Path:
     recipes = [recipe(s) for s in (0.1, 0.2, 0.3)]
-    rows = table(
-        [
-            (
-                r,
-                FakeMetrics(
-                    0.7 - 0.1 * i + accuracy_shift,
-                    (20.0 - i) * slowdown,
-                    10**8 // (i + 1),
-                    1e-4 * slowdown,
-                ),
-            )  # fmt: skip
-            for i, r in enumerate(recipes)
-        ]
-    )
+    metrics = [
+        FakeMetrics(0.7 - 0.1 * i + accuracy_shift, (20.0 - i) * slowdown, 10**8 // (i + 1), 1e-4)
+        for i in range(len(recipes))
+    ]
+    rows = table(list(zip(recipes, metrics, strict=True)))
     settings = SearchSettings(max_trials=3, run_dir=str(runs_dir / run_id))
     with SqliteResultsStore(runs_dir / "results.sqlite") as store:
         run = create_run(store, run_id, settings, "fakeconfig000000")

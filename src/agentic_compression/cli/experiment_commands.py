@@ -79,9 +79,12 @@ def run_experiments(
     for name in which:
         started = time.perf_counter()
         before = experiment.log.measured_here
+        experiment.log.start_tally()
         data = runners[name](experiment)
         data["seconds"] = round(time.perf_counter() - started, 1)
         data["measured_new"] = experiment.log.measured_here - before
+        # What its candidates cost to measure, also when they were measured by an earlier run.
+        data["measurement_cost"] = experiment.log.tally()
         files = write_result(data, output)
         written += files
         on_line(

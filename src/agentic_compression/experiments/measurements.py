@@ -118,6 +118,8 @@ class MeasurementLog:
         self.on_progress = on_progress or (lambda text: None)
         self._known: dict[str, Measured] = {}
         self.measured_here = 0
+        #: Recipe hashes asked for since the last :meth:`start_tally` (measured or reused).
+        self.used: set[str] = set()
         if path.exists():
             for line in path.read_text(encoding="utf-8").splitlines():
                 row = json.loads(line)
@@ -128,8 +130,22 @@ class MeasurementLog:
     def known(self) -> Mapping[str, Measured]:
         return self._known
 
+    def start_tally(self) -> None:
+        self.used = set()
+
+    def tally(self) -> dict[str, float]:
+        """What the candidates asked for since :meth:`start_tally` cost to measure (whenever
+        they were measured): count, evaluation seconds and energy."""
+        used = [self._known[h] for h in self.used if h in self._known]
+        return {
+            "candidates": len(used),
+            "evaluation_seconds": round(sum(m.seconds for m in used), 1),
+            "evaluation_energy_kwh": sum(m.energy_kwh for m in used),
+        }
+
     def measure(self, recipe: Recipe) -> Measured:
         """The candidate's measurement: from this folder's log, or evaluated now and logged."""
+        self.used.add(recipe.hash)
         if recipe.hash in self._known:
             measured = self._known[recipe.hash]
             if self.on_result is not None:

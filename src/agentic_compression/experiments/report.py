@@ -40,8 +40,25 @@ def render_file(path: Path) -> list[Path]:
         raise UserInputError(f"{path} is not an RQ result file ({error}); rerun that RQ") from None
     table = path.with_suffix(".md")
     with atomic_output(table) as staging:
-        staging.write_text(renderer(data), encoding="utf-8")
+        staging.write_text(renderer(data) + footer(data), encoding="utf-8")
     return [table, *write_plots(data, path.parent / "plots")]
+
+
+def footer(data: dict[str, Any]) -> str:
+    """What the RQ's candidates cost to measure, and where the figures come from."""
+    cost = data.get("measurement_cost")
+    machine = data.get("provenance", {}).get("machine", {})
+    where = f"{machine.get('cpu', '?')} x{machine.get('cpu_count', '?')}"
+    if machine.get("gpu"):
+        where += f", {machine['gpu']}"
+    lines = ["", f"Measured on {where}, git {data.get('provenance', {}).get('git_revision')}."]
+    if cost:
+        lines.append(
+            f"Measurement cost of its {cost['candidates']} candidates: "
+            f"{cost['evaluation_seconds']:.0f} s and {cost['evaluation_energy_kwh'] * 1000:.3g} Wh "
+            "of evaluation (each measured once per folder, shared with the other RQs there)."
+        )
+    return "\n".join([*lines, ""])
 
 
 def regenerate(folder: Path) -> list[Path]:
