@@ -488,7 +488,8 @@ def heldout_main() -> None:
     lines += [
         "",
         "Trials fraction to 95% of the grid's hypervolume (mean ± sd over "
-        f"{len(SEEDS)} seeds; rules is deterministic). `heldout_unseeded_vs_random` = "
+        f"{len(SEEDS)} seeds; rules is deterministic; above 1: some seed never reached it, "
+        "counted as grid size + 1). `heldout_unseeded_vs_random` = "
         f"**{heldout['heldout_unseeded_vs_random']}** (target >= 1.3); offline at most "
         f"**{offline}** (target <= 0.30). LLM planner: not run (no provider reachable here).",
         "",
