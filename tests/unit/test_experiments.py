@@ -218,3 +218,28 @@ def test_measurement_log_keeps_failures_and_ignores_other_settings(tmp_path: Pat
     assert failed.status == "failed" and not failed.objectives and failed.energy_kwh > 0
     assert MeasurementLog(path, fake, "full").known[failed_recipe.hash].error
     assert MeasurementLog(path, fake, "screen").known == {}  # another fidelity measures again
+
+
+def test_footer_names_disturbed_measurements_and_the_cost() -> None:
+    from agentic_compression.experiments.report import footer
+
+    data = {
+        "provenance": {"machine": {"cpu": "AMD EPYC", "cpu_count": 2}, "git_revision": "abc"},
+        "arms": {
+            "static": {
+                "trials": [
+                    {"label": "int8", "disturbed": True},
+                    {"label": "fp32", "disturbed": False},
+                ]
+            }
+        },
+        "measurement_cost": {
+            "candidates": 2,
+            "evaluation_seconds": 61.2,
+            "evaluation_energy_kwh": 0.00042,
+        },
+    }
+    text = footer(data)
+    assert "Measured on AMD EPYC x2, git abc." in text
+    assert "stayed disturbed" in text and ": int8." in text and "fp32" not in text
+    assert "2 candidates: 61 s and 0.42 Wh" in text

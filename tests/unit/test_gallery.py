@@ -52,7 +52,7 @@ def test_add_then_compare_shows_the_differences(app: typer.Typer, tmp_path: Path
     assert added.exit_code == 0, added.output
     assert (tmp_path / "gallery" / "ref" / "results.json").is_file()
     listed = RUNNER.invoke(app, ["gallery", "list"], terminal_width=200)
-    assert "ref" in listed.output and "tiny" in listed.output
+    assert "ref" in listed.output and "smollm2-135m" in listed.output
     (c,) = gallery.compare(gallery.load_run(runs / "after"))
     assert c.same_settings and [d.label for d in c.shared] == ["mag-10", "mag-20", "mag-30"]
     assert all(d.accuracy_delta == pytest.approx(-0.02) for d in c.shared)

@@ -209,6 +209,7 @@ def _register_subcommands() -> None:
         export_command,
         gallery_commands,
         search_commands,
+        ui_command,
     )
 
     accuracy_commands.register(app)
@@ -217,6 +218,7 @@ def _register_subcommands() -> None:
     carbon_commands.register(app)
     experiment_commands.register(app)
     gallery_commands.register(app)
+    ui_command.register(app)
 
 
 _register_subcommands()

@@ -55,6 +55,9 @@ class Measured:
     #: "measured" (a power sensor) or "estimated" (CodeCarbon's TDP model): the meter's own label.
     energy_label: str | None = None
     error: str | None = None
+    #: The latency measurement stayed disturbed by other load after its re-measurements
+    #: (``evaluation.latency``): its timed objectives are suspect; kept and flagged.
+    disturbed: bool = False
 
     @property
     def ok(self) -> bool:
@@ -89,6 +92,7 @@ class Measured:
             power = energy.energy_kwh_per_token * 3.6e6 / (metrics.latency.decode_ms_median / 1e3)
         return cls(
             status="ok",
+            disturbed=bool(metrics.latency is not None and metrics.latency.disturbed),
             objectives=objective_values(result),
             noise=objective_noise(result),
             power_w=power,

@@ -52,6 +52,12 @@ def footer(data: dict[str, Any]) -> str:
     if machine.get("gpu"):
         where += f", {machine['gpu']}"
     lines = ["", f"Measured on {where}, git {data.get('provenance', {}).get('git_revision')}."]
+    disturbed = sorted(_disturbed(data))
+    if disturbed:
+        lines.append(
+            "Latency stayed disturbed by other load after re-measuring (kept, flagged; its "
+            f"latency, energy and CO2 are suspect): {', '.join(disturbed)}."
+        )
     if cost:
         lines.append(
             f"Measurement cost of its {cost['candidates']} candidates: "
@@ -59,6 +65,18 @@ def footer(data: dict[str, Any]) -> str:
             "of evaluation (each measured once per folder, shared with the other RQs there)."
         )
     return "\n".join([*lines, ""])
+
+
+def _disturbed(node: Any) -> set[str]:
+    """Labels of every trial in an RQ's JSON whose latency measurement stayed disturbed."""
+    if isinstance(node, dict):
+        found = {str(node["label"])} if node.get("disturbed") and "label" in node else set()
+        for value in node.values():
+            found |= _disturbed(value)
+        return found
+    if isinstance(node, list):
+        return set().union(*(_disturbed(v) for v in node)) if node else set()
+    return set()
 
 
 def regenerate(folder: Path) -> list[Path]:

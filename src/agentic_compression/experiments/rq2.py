@@ -111,14 +111,14 @@ def summary(data: dict[str, Any]) -> dict[str, Any]:
         levels[f"{level:g}"] = row
     pts = points(candidates)
     front = [by_hash[p.id] for p in pareto_front(pts, DEFAULT_OBJECTIVES)]
-    picks = {
-        name: max(
-            front,
-            key=lambda c, n=name: (round(weighted_score(c["objectives"], base, n), 12), c["label"]),
-            default=None,
-        )
-        for name in PICKS
-    }
+
+    def best_for(scheme: str) -> dict[str, Any] | None:
+        scored = [
+            (round(weighted_score(c["objectives"], base, scheme), 12), c["label"], c) for c in front
+        ]
+        return max(scored, key=lambda item: item[:2])[2] if scored else None
+
+    picks = {name: best_for(name) for name in PICKS}
     return {
         "levels": levels,
         "front": [{**c, **_savings(c, base)} for c in front],
