@@ -1,4 +1,4 @@
-"""One RQ for real on a tiny budget: run-rq4 on the embedded model (llama.cpp and PyTorch), then
+"""One RQ for real on a tiny budget: run-rq4 on the embedded model (PyTorch), then
 `report` reproduces its table byte for byte. About 3 minutes on 2 cores."""
 
 from __future__ import annotations
@@ -6,20 +6,16 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import pytest
 import typer
 from typer.testing import CliRunner
 
 from agentic_compression.cli import experiment_commands
-from agentic_compression.runtimes import installed_runtimes
 
 
 def test_rq4_runs_for_real_and_reports_from_its_json(benchmarks_dir: Path, tmp_path: Path) -> None:
-    if "llamacpp" not in installed_runtimes():
-        pytest.skip("llama.cpp is not installed")
     app = typer.Typer()
     experiment_commands.register(app)
-    args = ["run-rq4", "--runtime", "torch,llamacpp", "--quick", "--seeds", "0", "--trials", "1",
+    args = ["run-rq4", "--runtime", "torch", "--quick", "--seeds", "0", "--trials", "1",
             "--limit", "16", "--ppl-windows", "4", "--latency-new-tokens", "8",
             "--output", str(tmp_path)]  # fmt: skip
     result = CliRunner().invoke(app, args)

@@ -114,3 +114,10 @@ def test_compare_page_puts_runs_side_by_side(runs: Path) -> None:
     assert set(side["run"]) == {"first", "second"}
     shared = app.dataframe[1].value
     assert len(shared) == 3 and "first accuracy" in shared.columns
+
+
+def test_the_app_navigates_to_every_page(runs: Path) -> None:
+    app = AppTest.from_file(str(PAGES.parent / "app.py"), default_timeout=60)
+    app.run()
+    assert not app.exception, app.exception
+    assert app.title[0].value == "Runs"

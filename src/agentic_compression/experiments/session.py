@@ -3,7 +3,7 @@
 
 Example:
     >>> grid_recipe(8, 0.3, "llamacpp").label
-    'wanda-30+llamacpp Q8_0'
+    'wanda-30+gguf-q8_0'
     >>> grid_recipe(16, 0.0, "onnxruntime") is None   # ONNX Runtime GenAI serves int8/int4 here
     True
 """

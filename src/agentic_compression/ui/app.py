@@ -8,14 +8,20 @@ import streamlit as st
 
 PAGES = Path(__file__).parent / "pages"
 
-st.set_page_config(page_title="agentic-compression", layout="wide")
-navigation = st.navigation(
-    [
-        st.Page(PAGES / "runs.py", title="Runs", default=True),
-        st.Page(PAGES / "dashboard.py", title="Live dashboard"),
-        st.Page(PAGES / "explorer.py", title="Pareto explorer"),
-        st.Page(PAGES / "experiments.py", title="Experiments"),
-        st.Page(PAGES / "compare.py", title="Compare"),
-    ]
-)
-navigation.run()
+
+def main() -> None:
+    st.set_page_config(page_title="agentic-compression", layout="wide")
+    navigation = st.navigation(
+        [
+            st.Page(PAGES / "runs.py", title="Runs", default=True),
+            st.Page(PAGES / "dashboard.py", title="Live dashboard"),
+            st.Page(PAGES / "explorer.py", title="Pareto explorer"),
+            st.Page(PAGES / "experiments.py", title="Experiments"),
+            st.Page(PAGES / "compare.py", title="Compare"),
+        ]
+    )
+    navigation.run()
+
+
+if __name__ == "__main__":  # streamlit runs this file as __main__
+    main()
