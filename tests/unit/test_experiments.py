@@ -25,7 +25,7 @@ from agentic_compression.experiments.measurements import MeasurementLog
 from agentic_compression.experiments.scoring import weighted_score
 from agentic_compression.experiments.session import grid_recipe
 from agentic_compression.workflow.evaluator import Evaluator
-from workflow_fakes import FakeMetrics, fake_result
+from workflow_fakes import FakeMetrics, energy_reading, fake_result
 
 RUNNER = CliRunner()
 FAILS = "wanda-70+nf4"
@@ -70,7 +70,10 @@ class AnalyticEvaluator(Evaluator):
             size_bytes=int(538e6 * bits / 32 * (1 - 0.4 * sparsity)),
             co2_kg_per_1k_tokens=latency * 4e-6,
         )
-        return fake_result(recipe, metrics)
+        result = fake_result(recipe, metrics)
+        # The timed generations: 1e-5 kWh in 1 s, a mean power of 36 W.
+        timed = energy_reading(4e-6, phase="latency")
+        return result.model_copy(update={"energy": (*result.energy, timed)})
 
 
 @pytest.fixture()
@@ -119,10 +122,10 @@ def test_run_all_then_report_reproduces_every_table_byte_for_byte(
     again = RUNNER.invoke(application, ["report", str(tmp_path)])
     assert again.exit_code == 0, again.output
     assert {p.name: p.read_bytes() for p in sorted(tmp_path.rglob("rq*.*"))} == first
-    # A second run-all in the folder measures nothing again.
     measured = len(fake.calls)
     rerun = RUNNER.invoke(application, ["run-all", *ARGS, "--output", str(tmp_path)])
-    assert rerun.exit_code == 0 and len(fake.calls) == measured
+    # A second run-all in the folder measures only the failed candidate again.
+    assert rerun.exit_code == 0 and [label for label, _ in fake.calls[measured:]] == [FAILS]
 
 
 def test_rq1_arms_and_statistics(
@@ -143,14 +146,14 @@ def test_rq1_arms_and_statistics(
     assert seeds["0"][0]["label"] == "fp32"  # the known-good seeds come first
     stats = arm_statistics(data["arms"]["static"]["trials"], threshold, None)
     assert stats["trials_to_threshold"] == 1 and stats["best_accuracy"] == pytest.approx(0.55)
-    assert stats["energy_kwh_to_threshold"] == pytest.approx(1e-4 * 2.5)
+    assert stats["energy_kwh_to_threshold"] == pytest.approx((1e-4 + 4e-6) * 2.5)
     # Counting only compressed candidates (smaller than fp32): bf16, the second static recipe.
     smaller = data["baseline"]["objectives"]["memory_bytes"]
     compressed = arm_statistics(
         data["arms"]["static"]["trials"], threshold, None, smaller_than=smaller
     )
     assert compressed["trials_to_threshold"] == 2
-    assert compressed["energy_kwh_to_threshold"] == pytest.approx(2 * 1e-4 * 2.5)
+    assert compressed["energy_kwh_to_threshold"] == pytest.approx(2 * (1e-4 + 4e-6) * 2.5)
     table = (tmp_path / "rq1.md").read_text()
     assert "| agentic | 3 | 8.0 ± 0.0 |" in table and "| static | 1 | 7.0 |" in table
 
@@ -171,8 +174,8 @@ def test_rq2_savings_and_rq4_limits(
     stats = rq4.summary(data)
     assert stats["edge"]["rule"] == {"trial": data["profiles"]["edge"]["rule"]["trial"],
                                      "ok": False, "error": "RuntimeError: kernel missing"}  # fmt: skip
-    # Fake power: 4e-6 kg CO2/1k tok per ms at 400 g/kWh -> 1e-5 kWh/1k tok per ms = 36 W: every
-    # profile with a power limit under that has no feasible candidate, and says so.
+    # Fake power 36 W: every profile with a power limit under that has no feasible candidate,
+    # and says so.
     assert not stats["mobile"]["chosen_feasible"]
     assert stats["cloud"]["chosen_feasible"]
     chosen = stats["cloud"]["chosen"]
@@ -216,8 +219,26 @@ def test_measurement_log_keeps_failures_and_ignores_other_settings(tmp_path: Pat
     assert failed_recipe is not None
     failed = log.measure(failed_recipe)
     assert failed.status == "failed" and not failed.objectives and failed.energy_kwh > 0
-    assert MeasurementLog(path, fake, "full").known[failed_recipe.hash].error
+    ok_recipe = grid_recipe(8, 0.0)
+    assert ok_recipe is not None
+    log.measure(ok_recipe)
+    with path.open("a") as handle:
+        handle.write('{"config_hash": "analytic00000000", "torn li')  # a killed write
+    again = MeasurementLog(path, fake, "full")
+    # The ok one is reused; the failure is measured again (its cause may have been transient).
+    assert set(again.known) == {ok_recipe.hash}
     assert MeasurementLog(path, fake, "screen").known == {}  # another fidelity measures again
+
+
+def test_scores_stay_finite_and_a_dead_baseline_is_a_one_line_error() -> None:
+    from agentic_compression.errors import UserInputError
+
+    base = {"accuracy": 0.5, "latency_ms": 40.0, "memory_bytes": 5e8,
+            "energy_kwh_per_1k_tokens": 1e-3, "co2_kg_per_1k_tokens": 4e-4}  # fmt: skip
+    zero = weighted_score({**base, "accuracy": 0.0}, base, "accuracy")
+    assert zero == pytest.approx(2.0 * -10 / 3.2)  # floored at log2 = -10, weight 2 of 3.2
+    with pytest.raises(UserInputError, match="baseline's accuracy is 0"):
+        weighted_score(base, {**base, "accuracy": 0.0}, "balanced")
 
 
 def test_footer_names_disturbed_measurements_and_the_cost() -> None:

@@ -20,6 +20,7 @@ Example:
 from __future__ import annotations
 
 import json
+import logging
 import os
 import time
 from collections.abc import Callable, Mapping
@@ -29,9 +30,15 @@ from typing import Any
 
 from agentic_compression.compression.recipe import Recipe
 from agentic_compression.core.metrics import CandidateResult
-from agentic_compression.core.objectives import objective_noise, objective_values
+from agentic_compression.core.objectives import (
+    MissingObjectiveError,
+    objective_noise,
+    objective_values,
+)
 from agentic_compression.evaluation.screening import Fidelity
 from agentic_compression.workflow.evaluator import Evaluator
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -50,7 +57,8 @@ class Measured:
     co2_kg: float
     objectives: dict[str, float] = field(default_factory=dict)
     noise: dict[str, float] = field(default_factory=dict)
-    #: Mean power over the decode loop (W): measured energy per token / decode time per token.
+    #: Mean power (W) over the timed generations (prefill and decode of every latency repeat):
+    #: the latency phase's metered energy / its duration.
     power_w: float | None = None
     #: "measured" (a power sensor) or "estimated" (CodeCarbon's TDP model): the meter's own label.
     energy_label: str | None = None
@@ -86,14 +94,21 @@ class Measured:
         if result.status != "ok" or result.metrics is None:
             return cls(status="failed", error=result.error or "failed", **common)
         metrics = result.metrics
-        power = None
+        try:
+            objectives = objective_values(result)
+        except MissingObjectiveError as error:  # measured, but not everything the RQs compare
+            return cls(status="failed", error=f"missing objective: {error}", **common)
+        timed = [r for r in result.energy if r.phase == "latency" and r.duration_s > 0]
+        power = (
+            sum(r.energy_kwh for r in timed) * 3.6e6 / sum(r.duration_s for r in timed)
+            if timed
+            else None
+        )
         energy = metrics.inference_energy
-        if energy is not None and metrics.latency is not None and metrics.latency.decode_ms_median:
-            power = energy.energy_kwh_per_token * 3.6e6 / (metrics.latency.decode_ms_median / 1e3)
         return cls(
             status="ok",
             disturbed=bool(metrics.latency is not None and metrics.latency.disturbed),
-            objectives=objective_values(result),
+            objectives=objectives,
             noise=objective_noise(result),
             power_w=power,
             energy_label=energy.label if energy is not None else None,
@@ -125,10 +140,15 @@ class MeasurementLog:
         #: Recipe hashes asked for since the last :meth:`start_tally` (measured or reused).
         self.used: set[str] = set()
         if path.exists():
-            for line in path.read_text(encoding="utf-8").splitlines():
-                row = json.loads(line)
-                if row["config_hash"] == evaluator.config_hash and row["fidelity"] == fidelity:
-                    self._known[row["recipe_hash"]] = Measured.from_dict(row)
+            for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+                try:
+                    row = json.loads(line)
+                    same = row["config_hash"] == evaluator.config_hash
+                    if same and row["fidelity"] == fidelity and row["status"] == "ok":
+                        # Failures are measured again: the cause may have been transient.
+                        self._known[row["recipe_hash"]] = Measured.from_dict(row)
+                except (ValueError, KeyError, TypeError) as error:
+                    logger.warning("%s line %d skipped (%s)", path, number, error)
 
     @property
     def known(self) -> Mapping[str, Measured]:

@@ -90,12 +90,22 @@ def draw_rq4(ax: Any, data: dict[str, Any]) -> None:
 
     stats = rq4.summary(data)
     names = list(stats)
-    chosen = [(s["chosen"] or {}).get("co2_kg_per_day") or 0.0 for s in stats.values()]
-    rule = [s["rule"].get("co2_kg_per_day") or 0.0 for s in stats.values()]
-    xs = range(len(names))
-    ax.bar([x - 0.2 for x in xs], chosen, width=0.4, label="chosen by search")
-    ax.bar([x + 0.2 for x in xs], rule, width=0.4, label="older rule")
-    ax.set_xticks(list(xs), names)
+    # Only measured figures are drawn: a failed or missing candidate gets a label, not a bar.
+    for offset, label, pick in (
+        (-0.2, "chosen by search (hatched: none feasible, closest shown)", lambda s: s["chosen"]),
+        (0.2, "older rule", lambda s: s["rule"]),
+    ):
+        for x, s in enumerate(stats.values()):
+            entry = pick(s)
+            value = (entry or {}).get("co2_kg_per_day")
+            if value is None:
+                ax.annotate("failed" if entry else "none", (x + offset, 0), ha="center", fontsize=7)
+                continue
+            hatch = "//" if offset < 0 and not s["chosen_feasible"] else None
+            color = "C0" if offset < 0 else "C1"
+            ax.bar(x + offset, value, width=0.4, color=color, hatch=hatch,
+                   label=label if x == 0 else None)  # fmt: skip
+    ax.set_xticks(list(range(len(names))), names)
     ax.set_ylabel("kg CO2 per day")
     ax.set_title("RQ4: daily CO2 per profile (measured here)")
     ax.legend(fontsize=8)

@@ -39,9 +39,17 @@ def render_file(path: Path) -> list[Path]:
     except (OSError, ValueError, KeyError, TypeError) as error:
         raise UserInputError(f"{path} is not an RQ result file ({error}); rerun that RQ") from None
     table = path.with_suffix(".md")
+    try:
+        text = renderer(data) + footer(data)
+        plots = write_plots(data, path.parent / "plots")
+    except (KeyError, TypeError, ValueError) as error:
+        raise UserInputError(
+            f"{path} cannot be rendered ({type(error).__name__}: {error}): it was written by "
+            "another version; rerun that RQ in this folder (measurements are reused)"
+        ) from None
     with atomic_output(table) as staging:
-        staging.write_text(renderer(data) + footer(data), encoding="utf-8")
-    return [table, *write_plots(data, path.parent / "plots")]
+        staging.write_text(text, encoding="utf-8")
+    return [table, *plots]
 
 
 def footer(data: dict[str, Any]) -> str:

@@ -27,7 +27,7 @@ from agentic_compression.experiments.arms import (
     mean_and_spread,
     run_arm,
 )
-from agentic_compression.experiments.session import Experiment, baseline_recipe, grid_recipe
+from agentic_compression.experiments.session import Experiment, grid_recipe
 from agentic_compression.planning.base import PlanningGoal
 from agentic_compression.planning.rules import DynamicArmPlanner
 
@@ -40,7 +40,7 @@ ARM_ORDER = ("agentic", "static", "dynamic")
 def run(experiment: Experiment) -> dict[str, Any]:
     """Measure the three arms; the JSON-ready result (raw trials per arm and seed)."""
     threshold, how = experiment.threshold()
-    baseline = experiment.log.measure(baseline_recipe())
+    baseline = experiment.measured_baseline()
     goal = PlanningGoal(objective="balanced accuracy and carbon", accuracy_threshold=threshold)
     log = experiment.log
     static = [r for r in (grid_recipe(b, s) for b, s in STATIC_SET) if r is not None]
@@ -67,6 +67,7 @@ def run(experiment: Experiment) -> dict[str, Any]:
         "accuracy_threshold": threshold,
         "threshold_rule": how,
         "baseline": baseline.to_dict(),
+        "planner_name": experiment.make_planner(experiment.options.seeds[0], experiment.space).name,
         "arms": arms,
     }
 
@@ -120,7 +121,8 @@ def render(data: dict[str, Any]) -> str:
         f"Model {data['options']['model']}, runtimes {', '.join(data['options']['runtimes'])}, "
         f"fidelity {data['options']['fidelity']}; accuracy threshold "
         f"{data['accuracy_threshold']:.4f} ({data['threshold_rule']}); agentic arm: planner "
-        f"{data['arms']['agentic']['planner']}, {data['options']['search_trials']} trials, "
+        f"{data.get('planner_name', data['arms']['agentic']['planner'])}, "
+        f"{data['options']['search_trials']} trials, "
         f"seeds {seeds} (mean ± sample sd over seeds); static and dynamic arms are deterministic "
         "given the measurements.",
         "",

@@ -92,6 +92,9 @@ def summary(data: dict[str, Any]) -> dict[str, Any]:
     if data["baseline"]["status"] != "ok":
         return {"error": f"the baseline failed: {data['baseline'].get('error')}"}
     base = data["baseline"]["objectives"]
+    if base["accuracy"] <= 0:
+        return {"error": "the baseline answered no example right: retention cannot be computed "
+                "(choose tasks the model answers, or more examples)"}  # fmt: skip
     candidates = _candidates(data)
     by_hash = {c["recipe_hash"]: c for c in candidates}
     runtimes = data["options"]["runtimes"]

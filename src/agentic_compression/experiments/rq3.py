@@ -38,7 +38,7 @@ from agentic_compression.core.pareto import (
 from agentic_compression.experiments.arms import mean_and_spread, points, run_arm
 from agentic_compression.experiments.measurements import Measured
 from agentic_compression.experiments.scoring import weighted_score
-from agentic_compression.experiments.session import Experiment, baseline_recipe
+from agentic_compression.experiments.session import Experiment
 from agentic_compression.planning.base import PlanningGoal
 from agentic_compression.planning.optuna_planner import OptunaPlanner
 from agentic_compression.planning.space import BITS_TO_QUANTIZATION, SearchSpace
@@ -61,9 +61,7 @@ def run(experiment: Experiment) -> dict[str, Any]:
     log = experiment.log
     options = experiment.options
     space = grid_space(options.quick)
-    baseline = log.measure(baseline_recipe())
-    if not baseline.ok:
-        raise RuntimeError(f"the uncompressed baseline failed to measure: {baseline.error}")
+    baseline = experiment.measured_baseline()
     base = baseline.objectives
     trials_per_search = len(space.grid()) // 2
     searches: dict[str, dict[str, list[dict[str, Any]]]] = {}
@@ -114,22 +112,24 @@ def summary(data: dict[str, Any]) -> dict[str, Any]:
         for t in ts
     }
     out: dict[str, Any] = {}
+    seeds = [str(s) for s in data["options"]["seeds"]]
     for scheme in [s for s in SCHEMES if s in data["searches"]]:
         runs = data["searches"][scheme]
         picks, sizes, diversity = [], [], []
-        for trials in runs.values():
-            pts = points(trials)
+        for seed in [s for s in seeds if s in runs]:
+            pts = points(runs[seed])
             if not pts:
+                picks.append(f"seed {seed}: none measured")
                 continue
             scored = sorted(
                 pts,
                 key=lambda p: (-round(weighted_score(p.values, base, scheme), 12), labels[p.id]),
             )
-            picks.append(labels[scored[0].id])
+            picks.append(f"{seed}: {labels[scored[0].id]}")
             front = pareto_front(pts, DEFAULT_OBJECTIVES)
             sizes.append(float(len(front)))
             diversity.append(_diversity(front, norm))
-        counts = Counter(picks)
+        counts = Counter(p.split(": ", 1)[1] for p in picks if "none measured" not in p)
         modal, agree = max(counts.items(), key=lambda kv: (kv[1], kv[0])) if counts else (None, 0)
         best = max(
             everything,

@@ -16,7 +16,8 @@ from typing import Any
 
 from agentic_compression.compression.recipe import Recipe
 from agentic_compression.core.provenance import git_revision, machine_summary, now
-from agentic_compression.experiments.measurements import MeasurementLog
+from agentic_compression.errors import UserInputError
+from agentic_compression.experiments.measurements import Measured, MeasurementLog
 from agentic_compression.planning.base import Planner
 from agentic_compression.planning.space import (
     BITS_TO_QUANTIZATION,
@@ -109,13 +110,21 @@ class Experiment:
     space: SearchSpace
     provenance: dict[str, Any] = field(default_factory=dict)
 
+    def measured_baseline(self) -> Measured:
+        """The uncompressed baseline's measurement; a one-line error when it failed."""
+        base = self.log.measure(baseline_recipe())
+        if not base.ok:
+            raise UserInputError(
+                f"the uncompressed baseline (fp32, PyTorch) failed to measure ({base.error}); "
+                "the RQs compare against it: check the model, or pass --accuracy-threshold for RQ1/RQ4"
+            )
+        return base
+
     def threshold(self) -> tuple[float, str]:
         """The accuracy threshold and how it was set (measuring the baseline if needed)."""
         if self.options.accuracy_threshold is not None:
             return self.options.accuracy_threshold, "given (--accuracy-threshold)"
-        base = self.log.measure(baseline_recipe())
-        if not base.ok:
-            raise RuntimeError(f"the uncompressed baseline failed to measure: {base.error}")
+        base = self.measured_baseline()
         value = round(self.options.retention * base.objectives["accuracy"], 6)
         return value, (
             f"{self.options.retention:g} x the uncompressed model's measured accuracy "

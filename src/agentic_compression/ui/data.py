@@ -69,6 +69,7 @@ def list_runs(config: UiConfig) -> list[dict[str, Any]]:
                     "updated": run.updated_at,
                     "carbon_budget_kg": run.config.get("carbon_budget_kg"),
                     "pid": run.pid,
+                    "host": run.host,
                 }
             )
     return sorted(out, key=lambda r: r["updated"], reverse=True)

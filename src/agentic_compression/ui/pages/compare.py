@@ -36,8 +36,8 @@ if loaded:
         )  # fmt: skip
     st.subheader("Side by side")
     st.dataframe(summary_rows, hide_index=True)
-    by_label = {
-        run_id: {r["label"]: r for r in rows if r["status"] == "ok"}
+    by_label = {  # full-fidelity measurements only: screenings are not comparable
+        run_id: {r["label"]: r for r in rows if r["status"] == "ok" and r["fidelity"] == "full"}
         for run_id, (_, rows) in loaded.items()
     }
     shared = set.intersection(*(set(v) for v in by_label.values())) if by_label else set()

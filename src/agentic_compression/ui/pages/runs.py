@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import signal
+import socket
 
 import streamlit as st
 
@@ -77,9 +78,15 @@ def runs_table() -> None:
         store = ["--runs-dir", str(cfg.runs_dir), "--store-url", cfg.store_url]
         job = jobs.launch(["resume", chosen, *store], cfg.jobs_dir)
         st.success(f"resuming in the background (pid {job.pid})")
-    if stop.button("Stop", disabled=run["status"] != "running") and run.get("pid"):
-        os.kill(int(run["pid"]), signal.SIGTERM)
-        st.warning(f"stopped {chosen}: resume it to continue where it stopped")
+    here = run.get("host") == socket.gethostname()
+    if stop.button("Stop", disabled=run["status"] != "running" or not here) and run.get("pid"):
+        try:
+            os.kill(int(run["pid"]), signal.SIGTERM)
+            st.warning(f"stopped {chosen}: resume it to continue where it stopped")
+        except ProcessLookupError:
+            st.info(f"{chosen} had already ended")
+    if run["status"] == "running" and not here:
+        st.caption(f"{chosen} runs on {run.get('host')}: stop it there")
 
 
 def jobs_list() -> None:
