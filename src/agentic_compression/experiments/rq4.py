@@ -198,7 +198,7 @@ def render(data: dict[str, Any]) -> str:
         f"{options['search_trials']} trials per profile. Daily figures at "
         f"{options['requests_per_day']:,} requests x {options['tokens_per_request']} generated "
         f"tokens. Every figure is measured on this machine (energy: {_energy_labels(data)}); "
-        "power is the mean over the decode loop; daily CO2 uses the profile's grid intensity.",
+        "power is the mean over the timed generations; daily CO2 uses the profile's grid intensity.",
         "",
         "| profile | limits (GB, W, kg/kWh, ms) | chosen by search | limits met | kWh/day | "
         "kg CO2/day | older rule | rule's limits | rule kg CO2/day |",
