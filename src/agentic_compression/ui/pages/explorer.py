@@ -23,9 +23,13 @@ if loaded is not None:
     ok = measured(rows)
     names = list(AXES)
     a, b, c = st.columns(3)
-    x = a.selectbox("x axis", names, index=names.index("co2_kg_per_1k_tokens"))
-    y = b.selectbox("y axis", names, index=names.index("accuracy"))
-    z = c.selectbox("z axis (3-D)", ["none", *names])
+
+    def title(name: str) -> str:
+        return AXES[name][0] if name in AXES else "none (2-D)"
+
+    x = a.selectbox("x axis", names, index=names.index("co2_kg_per_1k_tokens"), format_func=title)
+    y = b.selectbox("y axis", names, index=names.index("accuracy"), format_func=title)
+    z = c.selectbox("z axis (3-D)", ["none", *names], format_func=title)
     if not ok:
         st.info("No measured trial yet.")
     else:
