@@ -97,15 +97,17 @@ def summary(data: dict[str, Any]) -> dict[str, Any]:
                 "(choose tasks the model answers, or more examples)"}  # fmt: skip
     candidates = _candidates(data)
     by_hash = {c["recipe_hash"]: c for c in candidates}
+    savings = {c["recipe_hash"]: _savings(c, base) for c in candidates}
     runtimes = data["options"]["runtimes"]
     levels: dict[str, dict[str, Any]] = {}
     for level in RETENTION_LEVELS:
         row: dict[str, Any] = {}
         for runtime in runtimes:
             keeping = [
-                (c, _savings(c, base))
+                (c, savings[c["recipe_hash"]])
                 for c in candidates
-                if c["runtime"] == runtime and _savings(c, base)["retention"] >= level - 1e-9
+                if c["runtime"] == runtime
+                and savings[c["recipe_hash"]]["retention"] >= level - 1e-9
             ]
             best = max(
                 keeping, key=lambda cs: (cs[1]["energy_saving"], cs[0]["label"]), default=None
@@ -124,8 +126,10 @@ def summary(data: dict[str, Any]) -> dict[str, Any]:
     picks = {name: best_for(name) for name in PICKS}
     return {
         "levels": levels,
-        "front": [{**c, **_savings(c, base)} for c in front],
-        "picks": {k: (None if v is None else {**v, **_savings(v, base)}) for k, v in picks.items()},
+        "front": [{**c, **savings[c["recipe_hash"]]} for c in front],
+        "picks": {
+            k: (None if v is None else {**v, **savings[v["recipe_hash"]]}) for k, v in picks.items()
+        },
         "candidates": len(candidates),
     }
 

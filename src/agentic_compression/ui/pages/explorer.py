@@ -14,6 +14,9 @@ from agentic_compression.ui.common import config, guarded, run_picker
 from agentic_compression.ui.data import AXES, list_runs, run_trials
 from agentic_compression.ui.figures import figure_bytes, measured, parallel, scatter
 
+# Drawn once per (rows, axes, format), not on every rerun of the page.
+cached_figure_bytes = st.cache_data(show_spinner=False, max_entries=32)(figure_bytes)
+
 st.title("Pareto explorer")
 cfg = config()
 chosen = run_picker(list_runs(cfg), key="explorer_run")
@@ -38,7 +41,7 @@ if loaded is not None:
         for column, fmt, mime in ((d1, "svg", "image/svg+xml"), (d2, "pdf", "application/pdf"),
                                   (d3, "png", "image/png")):  # fmt: skip
             column.download_button(
-                f"Download {fmt.upper()}", figure_bytes(rows, x, y, fmt),
+                f"Download {fmt.upper()}", cached_figure_bytes(rows, x, y, fmt),
                 file_name=f"{summary['run_id']}-{y}-vs-{x}.{fmt}", mime=mime,
             )  # fmt: skip
         st.subheader("Parallel coordinates")
