@@ -7,7 +7,7 @@ PY := $(VENV)/bin/python
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: setup run test lint lock clean
+.PHONY: setup run test lint lock clean screenshots
 
 setup: $(STAMP)
 
@@ -36,6 +36,11 @@ endif
 test: setup
 	HF_HUB_OFFLINE=1 HF_DATASETS_OFFLINE=1 TRANSFORMERS_OFFLINE=1 \
 	$(BIN)/pytest -q --cov=agentic_compression --cov-report=term:skip-covered
+
+# The README's UI screenshots: the browser test (needs Debian's chromium) on the embedded model.
+screenshots: setup
+	AGENTIC_COMPRESSION_SCREENSHOTS=$(abspath docs/images) AGENTIC_COMPRESSION_E2E_MODEL=smollm2-135m \
+	$(BIN)/pytest -q -p no:cacheprovider tests/e2e
 
 lint: setup
 	$(BIN)/ruff check src tests benchmarks

@@ -7,11 +7,15 @@ real while the forward pass costs milliseconds.
 from __future__ import annotations
 
 import os
+import secrets
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
+#: The local PostgreSQL (python-svc machines run it; .ci/run starts it when it is down).
+SERVER = "postgresql://postgres@127.0.0.1:5432/test"
 SHARED_BENCHMARKS = REPO.parent / "shared" / "benchmarks"
 
 
@@ -84,3 +88,20 @@ def embedded_model():  # type: ignore[no-untyped-def]
     from agentic_compression.models import load_model
 
     return load_model("smollm2-135m")
+
+
+@pytest.fixture()
+def schema_url() -> Iterator[tuple[str, str]]:
+    """(URL whose search_path is a fresh schema, schema name); the schema is dropped after."""
+    psycopg = pytest.importorskip("psycopg")
+    try:
+        admin = psycopg.connect(SERVER, connect_timeout=3, autocommit=True)
+    except psycopg.OperationalError as error:
+        pytest.skip(f"PostgreSQL is not reachable at 127.0.0.1:5432 ({str(error).strip()[:120]})")
+    schema = f"ac_test_{secrets.token_hex(4)}"
+    admin.execute(f'CREATE SCHEMA "{schema}"')
+    try:
+        yield f"{SERVER}?options=-csearch_path%3D{schema}", schema
+    finally:
+        admin.execute(f'DROP SCHEMA "{schema}" CASCADE')
+        admin.close()

@@ -6,8 +6,6 @@ so tests never collide with each other or with other users of the database.
 
 from __future__ import annotations
 
-import secrets
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -23,30 +21,12 @@ from agentic_compression.workflow import (
     run_config,
 )
 from agentic_compression.workflow.runner import SearchSettings, create_run
+from conftest import SERVER
 from crash_harness import crash_and_resume, save_tiny_llama
 from store_contract import exercise_store
 from workflow_fakes import FakeEvaluator, FakeMetrics, ScriptedPlanner, recipe, table
 
-SERVER = "postgresql://postgres@127.0.0.1:5432/test"
-
 pytestmark = pytest.mark.integration
-
-
-@pytest.fixture()
-def schema_url() -> Iterator[tuple[str, str]]:
-    """(URL whose search_path is a fresh schema, schema name); the schema is dropped after."""
-    psycopg = pytest.importorskip("psycopg")
-    try:
-        admin = psycopg.connect(SERVER, connect_timeout=3, autocommit=True)
-    except psycopg.OperationalError as error:
-        pytest.skip(f"PostgreSQL is not reachable at 127.0.0.1:5432 ({str(error).strip()[:120]})")
-    schema = f"ac_test_{secrets.token_hex(4)}"
-    admin.execute(f'CREATE SCHEMA "{schema}"')
-    try:
-        yield f"{SERVER}?options=-csearch_path%3D{schema}", schema
-    finally:
-        admin.execute(f'DROP SCHEMA "{schema}" CASCADE')
-        admin.close()
 
 
 def _tables(schema: str) -> set[str]:

@@ -92,29 +92,17 @@ def _planner(settings: SearchSettings) -> Planner:
 
 
 def _evaluator(settings: SearchSettings, progress: Progress) -> CandidateEvaluator:
-    from agentic_compression.cli.carbon_commands import build_meter
-    from agentic_compression.models import load_model
-    from agentic_compression.workflow.evaluator import CandidateEvaluator
+    from agentic_compression.cli.carbon_commands import intensity_for_zone
+    from agentic_compression.workflow.runner import build_evaluator
 
-    measure = settings.measure_config()  # checks tasks, their data and files: before the model
-    meter = build_meter(settings.country, settings.zone, settings.meter)
-    scheduler = None
-    if settings.carbon_aware_max_delay_min is not None:
-        from agentic_compression.carbon import default_chain
-        from agentic_compression.carbon.scheduling import CarbonAwareScheduler
-
-        if settings.zone is None:
-            raise UserInputError(
-                "--carbon-aware-max-delay-min needs --zone (whose forecast to follow)"
-            )
-        delay_s = settings.carbon_aware_max_delay_min * 60
-        scheduler = CarbonAwareScheduler(default_chain(), settings.zone, delay_s)
+    settings.measure_config()  # checks tasks, their data and files: before the model loads
+    intensity = intensity_for_zone(settings.zone).reading if settings.zone else None
     task = progress.add_task(f"loading {settings.model}", total=None)
-    base = load_model(settings.model, device=settings.device)
+    evaluator = build_evaluator(settings, intensity=intensity)
     progress.remove_task(task)
-    for note in base.notes:
+    for note in evaluator.base.notes:
         console.print(f"[dim]note: {plain(note)}[/]")
-    return CandidateEvaluator(base, measure, meter, scheduler)
+    return evaluator
 
 
 @dataclass
@@ -159,7 +147,12 @@ def _drive(
     evaluator: CandidateEvaluator | None = None,
 ) -> SearchOutcome:
     from agentic_compression.cli.terminal import run_log
-    from agentic_compression.workflow.runner import Callbacks, run_folder, run_search
+    from agentic_compression.workflow.runner import (
+        Callbacks,
+        build_executor,
+        run_folder,
+        run_search,
+    )
     from agentic_compression.workflow.state import TrialSummary
 
     planner = planner or _planner(settings)
@@ -198,10 +191,16 @@ def _drive(
 
         console.print(f"[dim]third-party output: {plain(log_path)}[/]", highlight=False)
         callbacks = Callbacks(on_progress=on_progress, on_trial=on_trial)
-        return run_search(
-            run, planner, evaluator, store, runs_dir=runs_dir, checkpoint_url=checkpoint_url,
-            callbacks=callbacks,
-        )  # fmt: skip
+        executor = build_executor(settings, evaluator)
+        if settings.executor != "local":
+            console.print(f"candidates measured on {plain(executor.describe())}", highlight=False)
+        try:
+            return run_search(
+                run, planner, evaluator, store, runs_dir=runs_dir, checkpoint_url=checkpoint_url,
+                callbacks=callbacks, executor=executor,
+            )  # fmt: skip
+        finally:
+            executor.close()
 
 
 def run(
@@ -275,6 +274,32 @@ def run(
             "reach the Pareto front."
         ),
     ] = "full",
+    executor: Annotated[
+        str,
+        typer.Option(
+            help="Where candidates are measured: local (this process, one at a time) or ray "
+            "(in parallel on a Ray cluster; docs/SCALING.md)."
+        ),
+    ] = "local",
+    ray_address: Annotated[
+        str | None,
+        typer.Option(
+            help="Ray cluster to join (host:6379 or ray://host:10001) [default: a local one]."
+        ),
+    ] = None,
+    workers: Annotated[
+        int, typer.Option(help="Ray CPU workers (candidates measured at once).")
+    ] = 2,
+    gpu_workers: Annotated[
+        int, typer.Option(help="Ray GPU workers (one GPU each) for GPU runtimes and --device cuda.")
+    ] = 0,
+    cpus_per_worker: Annotated[float, typer.Option(help="CPUs each Ray worker reserves.")] = 1.0,
+    worker_memory_gb: Annotated[
+        float | None, typer.Option(help="Memory each Ray worker reserves (GB).")
+    ] = None,
+    max_tries: Annotated[
+        int, typer.Option(help="Tries of a candidate whose Ray worker dies, then it is failed.")
+    ] = 3,
     screen_rung: Annotated[int, _hidden("Screened candidates judged together.")] = 4,
     device: Annotated[str, _hidden("cpu, cuda or auto.")] = "auto",
     run_id: Annotated[str | None, _hidden("Use this run id instead of a new one.")] = None,
@@ -315,7 +340,10 @@ def run(
         fidelity=fidelity, screen_rung=screen_rung, ppl_windows=ppl_windows, ppl_seq_len=ppl_seq_len,
         latency_prompt_tokens=latency_prompt_tokens, latency_new_tokens=latency_new_tokens,
         latency_repeats=latency_repeats, latency_warmup=latency_warmup,
-        checkpoint_url=redact_url(checkpoint), run_dir=str(run_dir),
+        checkpoint_url=redact_url(checkpoint), run_dir=str(run_dir), executor=executor,
+        ray_address=ray_address, workers=workers, gpu_workers=gpu_workers,
+        cpus_per_worker=cpus_per_worker, memory_gb_per_worker=worker_memory_gb,
+        max_tries=max_tries,
     )  # fmt: skip
     search_planner = _planner(settings)  # an unconfigured planner fails before the model loads
     if not checkpoint.startswith("sqlite:"):  # a server that cannot be reached: before any work

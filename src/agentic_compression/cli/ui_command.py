@@ -48,7 +48,7 @@ def ui(
     }
     command = [sys.executable, "-m", "streamlit", "run", str(app), "--server.address", host,
                "--server.port", str(port), "--browser.gatherUsageStats", "false",
-               "--server.headless", "true"]  # fmt: skip
+               "--server.headless", "true", "--client.toolbarMode", "minimal"]  # fmt: skip
     print(f"agentic-compression UI on http://{host}:{port} (Ctrl-C stops it)")
     with contextlib.suppress(KeyboardInterrupt):
         subprocess.run(command, env=env, check=False)

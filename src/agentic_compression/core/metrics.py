@@ -178,6 +178,9 @@ class Provenance(Record):
     intensity_source: str | None
     started_at: str
     finished_at: str
+    #: The machine that measured it, and the worker there (a Ray actor, or the local process).
+    host: str | None = None
+    worker: str | None = None
 
 
 class CandidateResult(Record):

@@ -5,6 +5,7 @@ from __future__ import annotations
 import functools
 import os
 import platform
+import socket
 import subprocess
 from datetime import UTC, datetime
 from importlib.metadata import PackageNotFoundError, version
@@ -139,4 +140,5 @@ def provenance(
         intensity_source=intensity_source,
         started_at=started_at,
         finished_at=now(),
+        host=socket.gethostname(),
     )

@@ -278,6 +278,15 @@ def _per_token(reading: EnergyReading, latency: LatencyStats) -> InferenceEnergy
     )
 
 
+def failed_result(
+    base: LoadedModel, recipe: Recipe, config: MeasureConfig, meter: EnergyMeter, error: str
+) -> CandidateResult:
+    """A failed result for a candidate that could not be measured at all (its worker died)."""
+    context = CompressionContext(base.tokenizer, config.calibration, config.seed)
+    return _result(base, recipe, config, meter, context, now(), (), [], status="failed",
+                   error=error, phase="worker")  # fmt: skip
+
+
 def _result(
     base: LoadedModel,
     recipe: Recipe,

@@ -31,6 +31,7 @@ from agentic_compression.evaluation.candidate import (
     MeasureConfig,
     Progress,
     evaluate_candidate,
+    failed_result,
 )
 from agentic_compression.evaluation.screening import Fidelity, screening_config
 from agentic_compression.models.loading import LoadedModel
@@ -56,6 +57,11 @@ class Evaluator(ABC):
         ``on_energy`` receives each phase's energy reading as soon as the phase ends;
         ``fidelity`` "screen" measures with fewer examples and repeats
         (:func:`~agentic_compression.evaluation.screening.screening_config`)."""
+
+    def failure(self, recipe: Recipe, error: str) -> CandidateResult:
+        """A failed result for a candidate that could not be measured at all (its worker died);
+        evaluators whose candidates run on remote workers implement it."""
+        raise NotImplementedError(f"{type(self).__name__} cannot record {error}")
 
     @contextlib.contextmanager
     def metered(self, phase: str) -> Iterator[PhaseBox]:
@@ -131,6 +137,9 @@ class CandidateEvaluator(Evaluator):
         return evaluate_candidate(
             self.base, recipe, config, self.meter, progress, on_energy=on_energy
         )
+
+    def failure(self, recipe: Recipe, error: str) -> CandidateResult:
+        return failed_result(self.base, recipe, self.config, self.meter, error)
 
     @contextlib.contextmanager
     def metered(self, phase: str) -> Iterator[PhaseBox]:

@@ -8,7 +8,7 @@
                  |  +---- update_pareto <---- evaluate  <--(proposals)--+
                  +--(pending)-----------------^
 
-The planner, evaluator and results store are bound here (closures); the run context (goal, budgets,
+The planner, evaluator, results store and executor are bound here (closures); the run context (goal, budgets,
 run folder) comes with each invocation as LangGraph's runtime context; the checkpointer is injected
 at compile time. Run it with ``durability="sync"`` (as :func:`run_config` and the runner do): each
 step's checkpoint is then on disk before the next step starts, which is what makes a SIGKILLed run
@@ -35,6 +35,7 @@ from agentic_compression.planning.base import Planner
 from agentic_compression.results.store import ResultsStore
 from agentic_compression.workflow import nodes, routing
 from agentic_compression.workflow.evaluator import Evaluator
+from agentic_compression.workflow.executors import Executor
 from agentic_compression.workflow.state import RunContext, SearchState
 
 SearchWorkflow = CompiledStateGraph[SearchState, RunContext, SearchState, SearchState]
@@ -45,8 +46,10 @@ def build_workflow(
     evaluator: Evaluator,
     store: ResultsStore,
     checkpointer: BaseCheckpointSaver[Any] | None,
+    executor: Executor | None = None,
 ) -> SearchWorkflow:
-    """Compile the search graph with its services bound and ``checkpointer`` injected."""
+    """Compile the search graph with its services bound and ``checkpointer`` injected;
+    ``executor`` measures the candidates (default: one at a time in this process)."""
 
     def refine_or_stop(state: SearchState, runtime: Runtime[RunContext]) -> dict[str, Any]:
         return nodes.refine_or_stop(state, runtime.context)
@@ -55,7 +58,7 @@ def build_workflow(
         return nodes.plan(state, runtime.context, planner, evaluator)
 
     def evaluate(state: SearchState, runtime: Runtime[RunContext]) -> dict[str, Any]:
-        return nodes.evaluate(state, runtime.context, evaluator, store)
+        return nodes.evaluate(state, runtime.context, evaluator, store, executor)
 
     def update_pareto(state: SearchState, runtime: Runtime[RunContext]) -> dict[str, Any]:
         return nodes.update_pareto(state, runtime.context)

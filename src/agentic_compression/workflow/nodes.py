@@ -4,9 +4,10 @@ Each node is a plain function of the state, the run context and the services it 
 evaluator, store), returning a partial state update; ``graph.py`` binds the services. Evaluate takes
 one proposal per step, so every trial is its own checkpoint.
 
-Idempotency of evaluate: the trial is written to the results store *before* the step's checkpoint.
-If the process dies between the two, the resumed run repeats the step for the same trial number;
-the step finds the trial in the store and reuses it instead of measuring it again. So after a hard
+Idempotency of evaluate: each trial is written to the results store *before* the step's checkpoint.
+If the process dies between the two (or in the middle of a batch), the resumed run repeats the step
+for the same trial numbers; the step finds the trials already in the store and reuses them instead
+of measuring them again. So after a hard
 kill no trial is lost (it is either checkpointed or re-run) and none is repeated.
 
 Example:
@@ -42,6 +43,7 @@ from agentic_compression.results.analysis import (
 from agentic_compression.results.records import TrialProvenance, TrialRecord
 from agentic_compression.results.store import ResultsStore
 from agentic_compression.workflow.evaluator import Evaluator
+from agentic_compression.workflow.executors import Executor, Job, LocalExecutor
 from agentic_compression.workflow.state import (
     PendingProposal,
     RunContext,
@@ -144,7 +146,8 @@ def plan(
             return {"pending": promoted, "judged": judged}
         if no_new:
             return {"pending": [], "judged": judged, "stop_reason": "trial_budget"}
-    count = max(1, min(context.proposals_per_call, context.budgets.max_trials - len(trials)))
+    asked = max(context.proposals_per_call, context.parallel)
+    count = max(1, min(asked, context.budgets.max_trials - len(trials)))
     context.on_progress(f"planning with {planner.name}")
     started = time.perf_counter()
     with evaluator.metered("planning") as box:
@@ -186,73 +189,92 @@ def plan(
     return update
 
 
-def _measure(
-    proposal: PendingProposal,
-    number: int,
+def _job(
+    proposal: PendingProposal, number: int, screened: TrialRecord | None
+) -> tuple[Job, PendingProposal, TrialRecord | None]:
+    fidelity: Fidelity = (
+        "screen" if screened is None and proposal.get("fidelity") == "screen" else "full"
+    )
+    return Job(number, Recipe.from_dict(proposal["recipe"]), fidelity), proposal, screened
+
+
+def _measure_batch(
+    jobs: list[tuple[Job, PendingProposal, TrialRecord | None]],
     state: SearchState,
     context: RunContext,
     evaluator: Evaluator,
     store: ResultsStore,
-    screened: TrialRecord | None = None,
-) -> TrialRecord:
-    """Measure ``proposal`` as trial ``number`` and store it; ``screened``: the screening
-    measurement of the same trial, which the full one now replaces (kept in its provenance)."""
+    executor: Executor,
+) -> dict[int, TrialRecord]:
+    """Measure ``jobs`` on ``executor`` and store each trial as soon as it is measured.
+
+    A job with a ``screened`` record is a promotion: its full measurement replaces the screening
+    one (kept in its provenance). A promotion's phases are recorded under a number no trial row
+    has, so that a kill during it charges them as lost work (take_unfinished_costs), like any
+    unfinished trial.
+    """
     run_id = state["run_id"]
-    recipe = Recipe.from_dict(proposal["recipe"])
-    fidelity: Fidelity = (
-        "screen" if screened is None and proposal.get("fidelity") == "screen" else "full"
-    )
-    prefix = f"trial {number} ({recipe.label}{', screening' if fidelity == 'screen' else ''})"
-    # A promotion's phases are recorded under a number no trial row has, so that a kill during
-    # it charges them as lost work (take_unfinished_costs), like any unfinished trial.
-    cost_number = number if screened is None else -1 - number
+    by_number = {job.number: (proposal, screened) for job, proposal, screened in jobs}
 
-    def progress(text: str) -> None:
-        store.set_progress(run_id, f"{prefix}: {text}")
-        context.on_progress(f"{prefix}: {text}")
+    def prefix(job: Job) -> str:
+        stage = ", screening" if job.fidelity == "screen" else ""
+        return f"trial {job.number} ({job.recipe.label}{stage})"
 
-    def spent(reading: EnergyReading) -> None:
+    def cost_number(job: Job) -> int:
+        return job.number if by_number[job.number][1] is None else -1 - job.number
+
+    def progress(job: Job, text: str) -> None:
+        store.set_progress(run_id, f"{prefix(job)}: {text}")
+        context.on_progress(f"{prefix(job)}: {text}")
+
+    def spent(job: Job, reading: EnergyReading) -> None:
         store.record_phase_cost(
-            run_id, cost_number, reading.phase, reading.energy_kwh, reading.co2_kg
+            run_id, cost_number(job), reading.phase, reading.energy_kwh, reading.co2_kg
         )
 
-    progress("starting")
-    started = time.perf_counter()
-    result = evaluator.evaluate(recipe, progress, on_energy=spent, fidelity=fidelity)
-    seconds = time.perf_counter() - started
-    status, error, objectives = result.status, result.error, None
-    if status == "ok":
-        try:
-            objectives = objective_values(result)
-        except MissingObjectiveError as missing:
-            status, error = "failed", f"missing objective: {missing}"
-    record = TrialRecord(
-        run_id=run_id,
-        number=number,
-        recipe=recipe,
-        recipe_hash=result.recipe_hash,
-        candidate_id=result.candidate_id,
-        status=status,
-        error=error,
-        objectives=objectives,
-        seconds=seconds,
-        provenance=TrialProvenance(
-            planner=proposal["planner"],
-            reasoning=proposal["reasoning"],
-            tool_calls=tuple(proposal["tool_calls"]),
-            evaluation_config_hash=evaluator.config_hash,
+    for job, _, _ in jobs:
+        progress(job, "starting")
+    stored: dict[int, TrialRecord] = {}
+    for done in executor.run(evaluator, [job for job, _, _ in jobs], progress, spent):
+        job = done.job
+        proposal, screened = by_number[job.number]
+        result = done.result.model_copy(
+            update={"provenance": done.result.provenance.model_copy(update={"worker": done.worker})}
+        )
+        status, error, objectives = result.status, result.error, None
+        if status == "ok":
+            try:
+                objectives = objective_values(result)
+            except MissingObjectiveError as missing:
+                status, error = "failed", f"missing objective: {missing}"
+        record = TrialRecord(
+            run_id=run_id,
+            number=job.number,
+            recipe=job.recipe,
             recipe_hash=result.recipe_hash,
-            fidelity=fidelity,
-            screening=_screening_summary(screened) if screened is not None else None,
-        ),
-        result=result,
-        created_at=now(),
-    )
-    if screened is not None:
-        stored = store.replace_trial(record)
-        store.discard_phase_costs(run_id, cost_number)  # finished: counted in the trial now
-        return stored
-    return store.save_trial(record)
+            candidate_id=result.candidate_id,
+            status=status,
+            error=error,
+            objectives=objectives,
+            seconds=done.seconds,
+            provenance=TrialProvenance(
+                planner=proposal["planner"],
+                reasoning=proposal["reasoning"],
+                tool_calls=tuple(proposal["tool_calls"]),
+                evaluation_config_hash=evaluator.config_hash,
+                recipe_hash=result.recipe_hash,
+                fidelity=job.fidelity,
+                screening=_screening_summary(screened) if screened is not None else None,
+            ),
+            result=result,
+            created_at=now(),
+        )
+        if screened is not None:
+            stored[job.number] = store.replace_trial(record)
+            store.discard_phase_costs(run_id, cost_number(job))  # counted in the trial now
+        else:
+            stored[job.number] = store.save_trial(record)
+    return stored
 
 
 def _screening_summary(trial: TrialRecord) -> dict[str, Any]:
@@ -295,37 +317,78 @@ def write_knowledge(context: RunContext, trial: TrialRecord) -> None:
 
 
 def evaluate(
-    state: SearchState, context: RunContext, evaluator: Evaluator, store: ResultsStore
+    state: SearchState,
+    context: RunContext,
+    evaluator: Evaluator,
+    store: ResultsStore,
+    executor: Executor | None = None,
 ) -> dict[str, Any]:
-    """Measure the first pending proposal as the next trial (or reuse it from the store)."""
+    """Measure the next ``executor.slots`` pending proposals as trials (reusing any the store
+    already holds), in parallel when the executor has more than one slot."""
+    executor = executor or LocalExecutor()
     pending = state.get("pending", [])
     if not pending:
         raise WorkflowStateError("evaluate was reached with no pending proposal")
-    proposal, rest = pending[0], pending[1:]
-    promoting = "promote" in proposal
-    number = proposal["promote"] if promoting else len(state.get("trials", []))
+    batch, rest = pending[: executor.slots], pending[executor.slots :]
+    run_id = state["run_id"]
     # Phases of a trial that a kill interrupted were stored as they ended: count them once.
-    lost_kwh, lost_kg = store.take_unfinished_costs(state["run_id"])
-    trial = store.get_trial(state["run_id"], number)
-    if promoting:
-        if trial is None:
-            raise WorkflowStateError(
-                f"run {state['run_id']}: no screened trial {number} to promote"
-            )
-        if trial.provenance.fidelity == "screen":  # else: measured before a kill, reuse it
-            trial = _measure(proposal, number, state, context, evaluator, store, screened=trial)
-    elif trial is None:
-        trial = _measure(proposal, number, state, context, evaluator, store)
-    if trial.recipe_hash != proposal["recipe_hash"]:
-        raise WorkflowStateError(
-            f"run {state['run_id']}: stored trial {number} has recipe {trial.recipe_hash} but the "
-            f"checkpoint planned {proposal['recipe_hash']}; the store and checkpoint do not match"
-        )
-    if trial.status == "failed":
-        write_knowledge(context, trial)
+    lost_kwh, lost_kg = store.take_unfinished_costs(run_id)
+    next_number = len(state.get("trials", []))
+    numbered: list[tuple[int, PendingProposal]] = []
+    for proposal in batch:
+        if "promote" in proposal:
+            numbered.append((proposal["promote"], proposal))
+        else:
+            numbered.append((next_number, proposal))
+            next_number += 1
+    trials: dict[int, TrialRecord] = {}
+    jobs = []
+    for number, proposal in numbered:
+        trial = store.get_trial(run_id, number)
+        if "promote" in proposal:
+            if trial is None:
+                raise WorkflowStateError(f"run {run_id}: no screened trial {number} to promote")
+            if trial.provenance.fidelity == "screen":  # else: measured before a kill, reuse it
+                jobs.append(_job(proposal, number, trial))
+                continue
+        elif trial is None:
+            jobs.append(_job(proposal, number, None))
+            continue
+        trials[number] = trial
+    trials.update(_measure_batch(jobs, state, context, evaluator, store, executor))
     constraints = constraints_for(context.goal)
-    summary = TrialSummary(
-        number=number,
+    summaries: list[TrialSummary] = []
+    cost = SearchCost(trial_co2_kg=0.0, trial_energy_kwh=0.0, seconds=0.0)
+    for number, proposal in numbered:
+        trial = trials[number]
+        if trial.recipe_hash != proposal["recipe_hash"]:
+            raise WorkflowStateError(
+                f"run {run_id}: stored trial {number} has recipe {trial.recipe_hash} but the "
+                f"checkpoint planned {proposal['recipe_hash']}; the store and checkpoint do not "
+                "match"
+            )
+        if trial.status == "failed":
+            write_knowledge(context, trial)
+        summaries.append(_summary(trial, constraints))
+        cost["trial_co2_kg"] += trial.search_co2_kg
+        cost["trial_energy_kwh"] += trial.search_energy_kwh
+    # A batch takes as long as its slowest trial (the trials ran side by side).
+    cost["seconds"] = max(trial.seconds for trial in trials.values())
+    if lost_kg or lost_kwh:
+        cost["lost_co2_kg"], cost["lost_energy_kwh"] = lost_kg, lost_kwh
+    numbers = [number for number, _ in numbered]
+    return {
+        "trials": summaries,
+        "pending": rest,
+        "spent": cost,
+        "last_trial": numbers[-1],
+        "last_batch": numbers,
+    }
+
+
+def _summary(trial: TrialRecord, constraints: Any) -> TrialSummary:
+    return TrialSummary(
+        number=trial.number,
         recipe=trial.recipe.to_dict(),
         label=trial.recipe.label,
         recipe_hash=trial.recipe_hash,
@@ -342,14 +405,6 @@ def evaluate(
         energy_kwh=trial.search_energy_kwh,
         seconds=trial.seconds,
     )
-    cost = SearchCost(
-        trial_co2_kg=trial.search_co2_kg,
-        trial_energy_kwh=trial.search_energy_kwh,
-        seconds=trial.seconds,
-    )
-    if lost_kg or lost_kwh:
-        cost["lost_co2_kg"], cost["lost_energy_kwh"] = lost_kg, lost_kwh
-    return {"trials": [summary], "pending": rest, "spent": cost, "last_trial": number}
 
 
 def measured(trials: list[TrialSummary]) -> list[tuple[str, dict[str, float]]]:
@@ -370,13 +425,16 @@ def update_pareto(state: SearchState, context: RunContext) -> dict[str, Any]:
     noise = {t["candidate_id"]: t.get("noise", {}) for t in full}
     analysis = analyse(measured(full), constraints, noise=noise)
     last = state.get("last_trial")
+    # The trials of the last evaluate step (a batch when candidates run in parallel).
+    batch = set(state.get("last_batch") or ([] if last is None else [last]))
     stale = state.get("trials_without_improvement", 0)
-    if last is None or any(t["number"] == last for t in full):  # a screening leaves it as it is
-        before = [t for t in full if t["number"] != last] if last is not None else full[:-1]
+    new_full = [t for t in full if t["number"] in batch]
+    if not batch or new_full:  # a screening leaves the counter as it is
+        before = [t for t in full if t["number"] not in batch] if batch else full[:-1]
         improved = bool(full) and hypervolume_improved(
             measured(before), measured(full), constraints
         )
-        stale = 0 if improved else stale + 1
+        stale = 0 if improved else stale + max(1, len(new_full))
     return {
         "front_ids": list(analysis.front_ids),
         "hypervolume": analysis.hypervolume,

@@ -52,6 +52,8 @@ from agentic_compression.workflow.state import (
 if TYPE_CHECKING:
     from agentic_compression.evaluation.candidate import MeasureConfig
     from agentic_compression.evaluation.screening import FidelitySchedule
+    from agentic_compression.workflow.evaluator import CandidateEvaluator
+    from agentic_compression.workflow.executors import Executor
 
 SelectionPreset = Literal["accuracy", "carbon", "balanced", "efficiency"]
 
@@ -107,6 +109,16 @@ class SearchSettings(BaseModel):
     #: Where the run's checkpoints live (password removed: pass it again to resume).
     checkpoint_url: str | None = None
     run_dir: str | None = None
+    #: Where candidates are measured (workflow.executors): "local" (this process, one at a time)
+    #: or "ray" (``workers`` CPU and ``gpu_workers`` GPU actors of the cluster at ``ray_address``).
+    executor: Literal["local", "ray"] = "local"
+    ray_address: str | None = None
+    workers: int = Field(2, ge=0)
+    gpu_workers: int = Field(0, ge=0)
+    cpus_per_worker: float = Field(1.0, gt=0)
+    memory_gb_per_worker: float | None = Field(None, gt=0)
+    #: Tries of a candidate whose worker dies before it is recorded failed.
+    max_tries: int = Field(3, ge=1)
 
     def goal(self) -> PlanningGoal:
         """The planning goal: objective text and constraints (memory in MB of 10^6 bytes)."""
@@ -178,6 +190,51 @@ class SearchSettings(BaseModel):
             perplexity=PerplexityConfig(windows=self.ppl_windows, seq_len=self.ppl_seq_len),
             seed=self.seed,
         )  # fmt: skip
+
+
+def build_evaluator(
+    settings: SearchSettings, intensity: Any = None, device: str | None = None
+) -> CandidateEvaluator:
+    """The run's evaluator on this machine: measurement settings (checked before the model
+    loads), energy meter (CO2 at ``intensity`` when given, else the country's average), the
+    carbon-aware scheduler when asked for, and the base model on ``device`` (default: the run's)."""
+    from agentic_compression.carbon.meter_factory import make_energy_meter
+    from agentic_compression.models import load_model
+    from agentic_compression.workflow.evaluator import CandidateEvaluator
+
+    measure = settings.measure_config()
+    meter = make_energy_meter(settings.country, intensity=intensity, prefer=settings.meter)
+    scheduler = None
+    if settings.carbon_aware_max_delay_min is not None:
+        from agentic_compression.carbon import default_chain
+        from agentic_compression.carbon.scheduling import CarbonAwareScheduler
+
+        if settings.zone is None:
+            raise UserInputError(
+                "--carbon-aware-max-delay-min needs --zone (whose forecast to follow)"
+            )
+        delay_s = settings.carbon_aware_max_delay_min * 60
+        scheduler = CarbonAwareScheduler(default_chain(), settings.zone, delay_s)
+    base = load_model(settings.model, device=device or settings.device)
+    return CandidateEvaluator(base, measure, meter, scheduler)
+
+
+def build_executor(settings: SearchSettings, evaluator: CandidateEvaluator) -> Executor:
+    """The executor the run asked for; a Ray executor's workers rebuild ``evaluator`` remotely."""
+    from agentic_compression.workflow.executors import LocalExecutor, RayExecutor, WorkerSpec
+
+    if settings.executor == "local":
+        return LocalExecutor()
+    spec = WorkerSpec(
+        settings=settings.model_dump(mode="json"),
+        config_hash=evaluator.config_hash,
+        intensity=evaluator.meter.intensity,
+    )
+    return RayExecutor(
+        spec, address=settings.ray_address, workers=settings.workers,
+        gpu_workers=settings.gpu_workers, cpus_per_worker=settings.cpus_per_worker,
+        memory_gb_per_worker=settings.memory_gb_per_worker, max_tries=settings.max_tries,
+    )  # fmt: skip
 
 
 def new_run_id() -> str:
@@ -332,10 +389,12 @@ def run_search(
     checkpoint_url: str | None = None,
     callbacks: Callbacks | None = None,
     plots: bool = True,
+    executor: Executor | None = None,
 ) -> SearchOutcome:
     """Start or continue ``run`` until a budget stops it, then write its outputs.
 
-    ``checkpoint_url`` overrides the stored one (needed when it had a password).
+    ``checkpoint_url`` overrides the stored one (needed when it had a password); ``executor``
+    measures the candidates (default: one at a time in this process).
     """
     settings, run_dir, url = _paths(run, runs_dir, checkpoint_url)
     stored_hash = run.config.get("evaluation_config_hash")
@@ -350,12 +409,13 @@ def run_search(
         goal=settings.goal(),
         budgets=settings.budgets(),
         proposals_per_call=settings.proposals_per_call,
+        parallel=executor.slots if executor is not None else 1,
         schedule=settings.schedule(),
         on_progress=feedback.on_progress,
     )
     config = run_config(run.run_id, settings.max_trials)
     with make_checkpointer(url) as saver:
-        workflow = build_workflow(planner, evaluator, store, saver)
+        workflow = build_workflow(planner, evaluator, store, saver, executor)
         snapshot = workflow.get_state(config)
         # No checkpoint yet: start; a checkpoint with steps left: continue (input None).
         start: SearchState | None = None if snapshot.values else initial_state(run.run_id)
@@ -366,8 +426,8 @@ def run_search(
                     start, config, context=context, durability="sync", stream_mode="updates"
                 ):
                     update = chunk.get("evaluate") if isinstance(chunk, dict) else None
-                    if update and update.get("trials"):
-                        feedback.on_trial(update["trials"][-1])
+                    for trial in (update or {}).get("trials", []):
+                        feedback.on_trial(trial)
             except KeyboardInterrupt:
                 store.end_run(run.run_id, "interrupted", error="interrupted by the user")
                 raise

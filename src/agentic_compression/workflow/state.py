@@ -144,6 +144,8 @@ class SearchState(TypedDict, total=False):
     judged: list[int]
     #: The number of the trial the last evaluate step measured.
     last_trial: int | None
+    #: Every trial number the last evaluate step measured (a batch with a parallel executor).
+    last_batch: list[int]
 
 
 def initial_state(run_id: str) -> SearchState:
@@ -191,6 +193,8 @@ class RunContext:
     budgets: Budgets
     #: How many recipes to ask the planner for at a time.
     proposals_per_call: int = 2
+    #: How many candidates the executor measures at once (the planner is asked for at least as many).
+    parallel: int = 1
     #: Screening and promotion (evaluation.screening); the default measures everything in full.
     schedule: FidelitySchedule = field(default_factory=FidelitySchedule)
     #: Shown live by the CLI; never stored.

@@ -1,0 +1,151 @@
+"""Candidates measured in parallel on a real Ray cluster (started here: one head node, 2 CPUs, two
+workers of one CPU each) with the results store and the checkpoints in the local PostgreSQL.
+
+The driver is the real CLI (``run --executor ray --ray-address ...``) on a tiny random Llama, so each
+trial takes seconds. One test lets two workers finish a small search; the other SIGKILLs a worker
+while it measures a trial and checks that every trial is recorded exactly once, measured in full.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from agentic_compression.results.store import make_results_store
+from crash_harness import QUICK, cli_env, save_tiny_llama, start_cli, wait_until
+
+pytest.importorskip("ray")
+pytestmark = pytest.mark.integration
+
+RAY = str(Path(sys.executable).with_name("ray"))
+#: Loopback only: Ray otherwise replaces 127.0.0.1 by the machine's network address, and this
+#: variable (off: no multi-host cluster) keeps every connection of the test on 127.0.0.1.
+LOOPBACK = {
+    "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0",
+    "RAY_USAGE_STATS_ENABLED": "0",
+    "RAY_AUTH_MODE": "disabled",  # a loopback-only cluster of this test alone
+}
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+@pytest.fixture(scope="module")
+def ray_address() -> Iterator[str]:
+    """A one-node Ray cluster with 2 CPUs (so 2 one-CPU workers), stopped after the module."""
+    if not Path(RAY).exists() and shutil.which("ray") is None:
+        pytest.skip("the ray command is not installed")
+    port = _free_port()
+    env = {**os.environ, **LOOPBACK}
+    started = subprocess.run(
+        [RAY, "start", "--head", "--node-ip-address=127.0.0.1", f"--port={port}", "--num-cpus=2",
+         "--num-gpus=0",
+         "--include-dashboard=false", "--disable-usage-stats"],
+        env=env, capture_output=True, text=True, timeout=180,
+    )  # fmt: skip
+    assert started.returncode == 0, started.stdout + started.stderr
+    try:
+        yield f"127.0.0.1:{port}"
+    finally:
+        subprocess.run([RAY, "stop", "--force"], env=env, capture_output=True, timeout=120)
+
+
+@pytest.fixture()
+def model(tmp_path: Path, embedded_tokenizer) -> Path:  # type: ignore[no-untyped-def]
+    return save_tiny_llama(tmp_path / "tiny-llama", embedded_tokenizer)
+
+
+def _args(model: Path, runs: Path, url: str, address: str, run_id: str, trials: int) -> list[str]:
+    return [
+        "run", "--model", str(model), "--max-trials", str(trials), "--planner", "offline",
+        "--runtime", "torch", "--run-id", run_id, "--runs-dir", str(runs), "--store-url", url,
+        "--checkpoint-url", url, "--executor", "ray", "--ray-address", address,
+        "--workers", "2", *QUICK,
+    ]  # fmt: skip
+
+
+def _env(home: Path) -> dict[str, str]:
+    return {**cli_env(home), **LOOPBACK}
+
+
+def _worker_pid(trial) -> int:  # type: ignore[no-untyped-def]
+    match = re.search(r"pid (\d+)", trial.result.provenance.worker or "")
+    assert match, trial.result.provenance.worker
+    return int(match.group(1))
+
+
+def test_two_workers_finish_a_search_into_postgres(
+    ray_address: str, schema_url: tuple[str, str], model: Path, tmp_path: Path, benchmarks_dir
+) -> None:  # type: ignore[no-untyped-def]
+    url, _ = schema_url
+    log = tmp_path / "cli.log"
+    process = start_cli(
+        _args(model, tmp_path / "runs", url, ray_address, "ray-two", 4), _env(tmp_path), log
+    )
+    assert process.wait(timeout=600) == 0, log.read_text()[-3000:]
+    with make_results_store(url) as store:
+        trials = store.list_trials("ray-two")
+        run = store.get_run("ray-two")
+    assert run is not None and run.status == "finished" and run.stop_reason == "trial_budget"
+    assert [t.number for t in trials] == [0, 1, 2, 3]
+    assert all(t.status == "ok" for t in trials), [t.error for t in trials]
+    assert len({t.recipe_hash for t in trials}) == 4  # each batch of two proposed distinct recipes
+    assert len({_worker_pid(t) for t in trials}) == 2  # both workers measured
+    assert all(t.result.provenance.host == socket.gethostname() for t in trials)
+    assert all(t.seconds > 0 for t in trials)
+    text = log.read_text()
+    assert "candidates measured on Ray at 127.0.0.1" in text
+    for number in range(4):  # one line per trial on the terminal
+        assert f"trial {number} " in text
+
+
+def test_a_worker_killed_mid_trial_loses_and_duplicates_nothing(
+    ray_address: str, schema_url: tuple[str, str], model: Path, tmp_path: Path, benchmarks_dir
+) -> None:  # type: ignore[no-untyped-def]
+    url, _ = schema_url
+    log = tmp_path / "cli.log"
+    process = start_cli(
+        _args(model, tmp_path / "runs", url, ray_address, "ray-kill", 6), _env(tmp_path), log
+    )
+
+    def measuring_after_the_first_batch() -> bool:
+        with make_results_store(url) as store:
+            run = store.get_run("ray-kill")
+            done = store.count_trials("ray-kill") if run is not None else 0
+        return done >= 2 and run is not None and "on a Ray" in (run.progress or "")
+
+    wait_until(measuring_after_the_first_batch, process, log, timeout_s=300)
+    workers = subprocess.run(
+        ["pgrep", "-f", "ray::EvaluationWorker"], capture_output=True, text=True
+    ).stdout.split()
+    assert len(workers) == 2, workers
+    victim = int(workers[0])
+    os.kill(victim, signal.SIGKILL)
+    killed_at = time.monotonic()
+    assert process.wait(timeout=600) == 0, log.read_text()[-3000:]
+    with make_results_store(url) as store:
+        trials = store.list_trials("ray-kill")
+        run = store.get_run("ray-kill")
+    assert run is not None and run.status == "finished"
+    assert [t.number for t in trials] == list(range(6))  # nothing lost, nothing twice
+    assert len({t.recipe_hash for t in trials}) == 6
+    assert all(t.status == "ok" for t in trials), [t.error for t in trials]
+    assert all(t.result.metrics is not None for t in trials)
+    pids = {_worker_pid(t) for t in trials}
+    assert victim in pids and len(pids) == 3  # the victim measured a trial, then a fresh worker
+    text = log.read_text()
+    assert "its Ray worker died" in text, text[-3000:]
+    assert time.monotonic() - killed_at < 600
