@@ -375,8 +375,20 @@ def resume(
         bool,
         typer.Option(help="Resume a run marked running on another machine (its process is gone)."),
     ] = False,
+    executor: Annotated[
+        str | None, typer.Option(help="local or ray [default: the run's own].")
+    ] = None,
+    ray_address: Annotated[
+        str | None, typer.Option(help="Ray cluster to continue on [default: the run's own].")
+    ] = None,
+    workers: Annotated[
+        int | None, typer.Option(help="Ray CPU workers [default: the run's own].")
+    ] = None,
 ) -> None:
-    """Continue a killed or interrupted run from its last checkpoint (a finished one re-exports)."""
+    """Continue a killed or interrupted run from its last checkpoint (a finished one re-exports).
+
+    The executor may change (another cluster, more workers, or local): it decides where
+    candidates are measured, not how, so the trials already measured stay comparable."""
     from agentic_compression.results.store import make_results_store
     from agentic_compression.workflow.runner import (
         check_run_id,
@@ -390,7 +402,11 @@ def resume(
     check_writable(runs_dir, "--runs-dir", folder=True)
     with make_results_store(store_url or default_store_url(runs_dir)) as store:
         record = find_run(store, run_id)
+        changes = {"executor": executor, "ray_address": ray_address, "workers": workers}
         settings = settings_of(record)
+        if any(value is not None for value in changes.values()):
+            given = {k: v for k, v in changes.items() if v is not None}
+            settings = _settings(**{**settings.model_dump(), **given})
         _refuse_if_alive(record, force)
         if record.status == "finished":
             console.print(f"run {run_id} has finished; writing its outputs again", highlight=False)

@@ -3,6 +3,8 @@
 Example:
     >>> search_args({"model": "smollm2-135m", "max_trials": 4, "runtimes": ["llamacpp"]})
     ['run', '--model', 'smollm2-135m', '--max-trials', '4', '--runtime', 'llamacpp']
+    >>> search_args({"model": "m", "executor": "ray", "workers": 3})[3:]
+    ['--executor', 'ray', '--workers', '3', '--gpu-workers', '0']
 """
 
 from __future__ import annotations
@@ -29,11 +31,15 @@ def search_args(values: dict[str, object]) -> list[str]:
         "tasks": "--tasks", "limit": "--limit", "country": "--country", "seed": "--seed",
         "select": "--select", "fidelity": "--fidelity", "ppl_windows": "--ppl-windows",
         "latency_repeats": "--latency-repeats", "latency_new_tokens": "--latency-new-tokens",
+        "executor": "--executor", "ray_address": "--ray-address",
     }  # fmt: skip
     for key, flag in flags.items():
         value = values.get(key)
         if value is not None and value != "":
             args += [flag, str(value)]
+    if values.get("executor") == "ray":  # worker counts mean something only on Ray
+        args += ["--workers", str(values.get("workers", 2))]
+        args += ["--gpu-workers", str(values.get("gpu_workers", 0))]
     runtimes = values.get("runtimes")
     if runtimes:
         args += ["--runtime", ",".join(runtimes)]  # type: ignore[arg-type]

@@ -49,6 +49,12 @@ def launch_form() -> None:
             values["ppl_windows"] = b.number_input("Perplexity windows", 1, 1000, 16)
             values["latency_repeats"] = c.number_input("Latency repeats", 1, 100, 3)
             values["latency_new_tokens"] = a.number_input("Latency tokens", 2, 4096, 32)
+        with st.expander("Scale-out (Ray)"):
+            a, b, c, d = st.columns(4)
+            values["executor"] = a.selectbox("Executor", ["local", "ray"])
+            values["ray_address"] = b.text_input("Ray address (empty: a local Ray)", "")
+            values["workers"] = c.number_input("CPU workers", 0, 1024, 2)
+            values["gpu_workers"] = d.number_input("GPU workers", 0, 1024, 0)
         if st.form_submit_button("Launch"):
             args = guarded(lambda: search_args(values))
             if args is not None:
