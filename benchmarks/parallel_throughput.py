@@ -63,9 +63,7 @@ def _arm(name: str, extra: list[str], home: Path) -> dict[str, Any]:
     with make_results_store(url) as store:
         trials = store.list_trials(name)
     stamps = sorted(datetime.fromisoformat(t.created_at) for t in trials)
-    first_start = min(
-        datetime.fromisoformat(t.result.provenance.started_at) for t in trials
-    )
+    first_start = min(datetime.fromisoformat(t.result.provenance.started_at) for t in trials)
     span = (stamps[-1] - first_start).total_seconds()
     latencies = [t.objectives["latency_ms"] for t in trials if t.objectives]
     return {

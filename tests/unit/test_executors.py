@@ -1,4 +1,4 @@
-"""Executors and the evaluate step's batches (the Ray cluster itself: tests/integration/test_ray_executor.py)."""
+"""Executors and the evaluate step's batches (Ray itself: tests/integration/test_ray_executor.py)."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import pytest
+from test_workflow_nodes import BAD, GOOD, SMALL, R, context, pending, state, summary
 
 from agentic_compression.errors import UserInputError
 from agentic_compression.results.store import SqliteResultsStore
@@ -23,7 +24,6 @@ from agentic_compression.workflow.executors import (
     needs_gpu,
 )
 from agentic_compression.workflow.runner import SearchSettings
-from test_workflow_nodes import BAD, GOOD, SMALL, R, context, pending, state, summary
 from workflow_fakes import FakeEvaluator, ScriptedPlanner, table
 
 
@@ -139,5 +139,5 @@ def test_ray_executor_refuses_bad_settings(
 def test_ray_executor_without_a_gpu_worker_refuses_a_gpu_candidate_before_connecting() -> None:
     executor = RayExecutor(_spec(), workers=2)
     assert executor.slots == 2 and "2 CPU worker(s)" in executor.describe()
-    with pytest.raises(UserInputError, match="needs a GPU worker.*--gpu-workers"):
+    with pytest.raises(UserInputError, match=r"needs a GPU worker.*--gpu-workers"):
         executor._pool(gpu=True)
