@@ -122,6 +122,19 @@ def _settle(page) -> None:  # type: ignore[no-untyped-def]
     page.locator('[data-testid="stStatusWidget"]').wait_for(state="detached", timeout=60_000)
 
 
+def _shot(page, path: Path) -> None:  # type: ignore[no-untyped-def]
+    """A screenshot of the whole page: Streamlit scrolls inside its main block, not the document,
+    so the viewport grows to the block's height first."""
+    height = page.evaluate(
+        "() => { const b = document.querySelector('[data-testid=\"stMainBlockContainer\"]');"
+        " return b ? b.scrollHeight : 1000; }"
+    )
+    page.set_viewport_size({"width": 1400, "height": max(1000, int(height) + 160)})
+    _settle(page)
+    page.screenshot(path=str(path), full_page=True)
+    page.set_viewport_size({"width": 1400, "height": 1000})
+
+
 def _launch(page, url: str, model: str, planner: str) -> None:  # type: ignore[no-untyped-def]
     _open(page, url, "Runs")
     form = page.locator('[data-testid="stForm"]')
@@ -205,7 +218,7 @@ def test_launch_watch_download_and_screenshot_every_page(  # type: ignore[no-unt
     _wait_runs(home, 1, "finished", 300)
     page.get_by_text("finished:", exact=False).first.wait_for(timeout=30_000)
     _settle(page)
-    page.screenshot(path=str(shots / "ui-dashboard.png"), full_page=True)
+    _shot(page, shots / "ui-dashboard.png")
 
     # A second search (another planner) so that Compare has two runs side by side.
     _launch(page, ui_url, model, "random")
@@ -220,14 +233,14 @@ def test_launch_watch_download_and_screenshot_every_page(  # type: ignore[no-unt
     download.value.save_as(svg)
     assert svg.suffix == ".svg"
     assert "<svg" in svg.read_text(encoding="utf-8")[:2000]
-    page.screenshot(path=str(shots / "ui-explorer.png"), full_page=True)
+    _shot(page, shots / "ui-explorer.png")
 
     _open(page, f"{ui_url}/experiments", "Experiments")
-    page.screenshot(path=str(shots / "ui-experiments.png"), full_page=True)
+    _shot(page, shots / "ui-experiments.png")
     _open(page, f"{ui_url}/compare", "Compare")
-    page.screenshot(path=str(shots / "ui-compare.png"), full_page=True)
+    _shot(page, shots / "ui-compare.png")
     _open(page, ui_url, "Runs")
-    page.screenshot(path=str(shots / "ui-runs.png"), full_page=True)
+    _shot(page, shots / "ui-runs.png")
 
     assert page.locator('[data-testid="stException"]').count() == 0
     assert not errors, errors

@@ -2,8 +2,8 @@
 workers of one CPU each) with the results store and the checkpoints in the local PostgreSQL.
 
 The driver is the real CLI (``run --executor ray --ray-address ...``) on a tiny random Llama, so each
-trial takes seconds. One test lets two workers finish a small search; the other SIGKILLs a worker
-while it measures a trial and checks that every trial is recorded exactly once, measured in full.
+trial takes seconds. Two workers finish a small search while one of them is SIGKILLed mid-trial:
+every trial is recorded exactly once, measured in full.
 """
 
 from __future__ import annotations
@@ -15,7 +15,6 @@ import signal
 import socket
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -87,65 +86,50 @@ def _worker_pid(trial) -> int:  # type: ignore[no-untyped-def]
     return int(match.group(1))
 
 
-def test_two_workers_finish_a_search_into_postgres(
+def test_two_workers_finish_a_search_and_a_worker_killed_mid_trial_loses_nothing(
     ray_address: str, schema_url: tuple[str, str], model: Path, tmp_path: Path, benchmarks_dir
 ) -> None:  # type: ignore[no-untyped-def]
+    """Two batches of two: both workers measure the first batch; one is SIGKILLed while the
+    second batch is being measured, its trial runs again on a fresh worker, and the store holds
+    every trial exactly once."""
     url, _ = schema_url
     log = tmp_path / "cli.log"
     process = start_cli(
-        _args(model, tmp_path / "runs", url, ray_address, "ray-two", 4), _env(tmp_path), log
-    )
-    assert process.wait(timeout=600) == 0, log.read_text()[-3000:]
-    with make_results_store(url) as store:
-        trials = store.list_trials("ray-two")
-        run = store.get_run("ray-two")
-    assert run is not None and run.status == "finished" and run.stop_reason == "trial_budget"
-    assert [t.number for t in trials] == [0, 1, 2, 3]
-    assert all(t.status == "ok" for t in trials), [t.error for t in trials]
-    assert len({t.recipe_hash for t in trials}) == 4  # each batch of two proposed distinct recipes
-    assert len({_worker_pid(t) for t in trials}) == 2  # both workers measured
-    assert all(t.result.provenance.host == socket.gethostname() for t in trials)
-    assert all(t.seconds > 0 for t in trials)
-    text = log.read_text()
-    assert "candidates measured on Ray at 127.0.0.1" in text
-    for number in range(4):  # one line per trial on the terminal
-        assert f"trial {number} " in text
-
-
-def test_a_worker_killed_mid_trial_loses_and_duplicates_nothing(
-    ray_address: str, schema_url: tuple[str, str], model: Path, tmp_path: Path, benchmarks_dir
-) -> None:  # type: ignore[no-untyped-def]
-    url, _ = schema_url
-    log = tmp_path / "cli.log"
-    process = start_cli(
-        _args(model, tmp_path / "runs", url, ray_address, "ray-kill", 6), _env(tmp_path), log
+        _args(model, tmp_path / "runs", url, ray_address, "ray-run", 4), _env(tmp_path), log
     )
 
-    def measuring_after_the_first_batch() -> bool:
+    def measuring_the_second_batch() -> bool:
         with make_results_store(url) as store:
-            run = store.get_run("ray-kill")
-            done = store.count_trials("ray-kill") if run is not None else 0
+            run = store.get_run("ray-run")
+            done = store.count_trials("ray-run") if run is not None else 0
         return done >= 2 and run is not None and "on a Ray" in (run.progress or "")
 
-    wait_until(measuring_after_the_first_batch, process, log, timeout_s=300)
+    wait_until(measuring_the_second_batch, process, log, timeout_s=300)
     workers = subprocess.run(
         ["pgrep", "-f", "ray::EvaluationWorker"], capture_output=True, text=True
     ).stdout.split()
     assert len(workers) == 2, workers
     victim = int(workers[0])
     os.kill(victim, signal.SIGKILL)
-    killed_at = time.monotonic()
     assert process.wait(timeout=600) == 0, log.read_text()[-3000:]
+
     with make_results_store(url) as store:
-        trials = store.list_trials("ray-kill")
-        run = store.get_run("ray-kill")
-    assert run is not None and run.status == "finished"
-    assert [t.number for t in trials] == list(range(6))  # nothing lost, nothing twice
-    assert len({t.recipe_hash for t in trials}) == 6
-    assert all(t.status == "ok" for t in trials), [t.error for t in trials]
-    assert all(t.result.metrics is not None for t in trials)
+        trials = store.list_trials("ray-run")
+        run = store.get_run("ray-run")
+    assert run is not None and run.status == "finished" and run.stop_reason == "trial_budget"
+    assert [t.number for t in trials] == [0, 1, 2, 3]  # nothing lost, nothing twice
+    assert len({t.recipe_hash for t in trials}) == 4  # each batch of two proposed distinct recipes
+    assert all(t.status == "ok" and t.result.metrics is not None for t in trials), [
+        t.error for t in trials
+    ]
+    first_batch = {_worker_pid(t) for t in trials[:2]}
+    assert first_batch == {int(w) for w in workers}  # both workers measured, side by side
     pids = {_worker_pid(t) for t in trials}
-    assert victim in pids and len(pids) == 3  # the victim measured a trial, then a fresh worker
+    assert len(pids) == 3  # the victim's trial was measured again by a fresh worker
+    assert all(t.result.provenance.host == socket.gethostname() for t in trials)
+    assert all(t.seconds > 0 for t in trials)
     text = log.read_text()
-    assert "its Ray worker died" in text, text[-3000:]
-    assert time.monotonic() - killed_at < 600
+    assert "candidates measured on Ray at 127.0.0.1" in text
+    assert "its Ray worker died" in text and "try 2 of 3" in text, text[-3000:]
+    for number in range(4):  # one line per trial on the terminal
+        assert f"trial {number} " in text
