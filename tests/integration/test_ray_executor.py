@@ -133,3 +133,16 @@ def test_two_workers_finish_a_search_and_a_worker_killed_mid_trial_loses_nothing
     assert "its Ray worker died" in text and "try 2 of 3" in text, text[-3000:]
     for number in range(4):  # one line per trial on the terminal
         assert f"trial {number} " in text
+
+
+def test_more_workers_than_the_cluster_holds_is_a_one_line_error(
+    ray_address: str, model: Path, tmp_path: Path, benchmarks_dir
+) -> None:  # type: ignore[no-untyped-def]
+    url = f"sqlite:///{tmp_path / 'results.sqlite'}"
+    args = _args(model, tmp_path / "runs", url, ray_address, "too-many", 4)
+    args[args.index("--workers") + 1] = "3"
+    log = tmp_path / "cli.log"
+    assert start_cli(args, _env(tmp_path), log).wait(timeout=300) == 2
+    text = log.read_text()
+    assert "the Ray cluster has 2 CPUs; 3 worker(s) x --cpus-per-worker 1 need 3" in text
+    assert "Traceback" not in text

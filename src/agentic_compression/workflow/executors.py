@@ -212,8 +212,27 @@ class RayExecutor(Executor):
                     f"a candidate needs a {kind} worker and this run has none: "
                     f"set --{'gpu-workers' if gpu else 'workers'}"
                 )
+            self._check_fits(count, gpu)
             self._pools[gpu] = [self._new_worker(gpu) for _ in range(count)]
         return self._pools[gpu]
+
+    def _check_fits(self, count: int, gpu: bool) -> None:
+        """Workers hold their resources for the whole run: ones the cluster cannot hold would
+        wait for ever, so ask for no more than it has."""
+        ray = self._connect()
+        total = ray.cluster_resources()
+        cpus_needed = self.cpus_per_worker * (self.workers + self.gpu_workers)
+        if cpus_needed > total.get("CPU", 0):
+            raise UserInputError(
+                f"the Ray cluster has {total.get('CPU', 0):g} CPUs; {self.workers + self.gpu_workers}"
+                f" worker(s) x --cpus-per-worker {self.cpus_per_worker:g} need {cpus_needed:g}: "
+                "lower --workers/--gpu-workers or --cpus-per-worker, or add nodes"
+            )
+        if gpu and count > total.get("GPU", 0):
+            raise UserInputError(
+                f"the Ray cluster has {total.get('GPU', 0):g} GPUs; --gpu-workers {count} needs "
+                f"one each: lower --gpu-workers or add GPU nodes"
+            )
 
     def run(
         self,
@@ -259,9 +278,10 @@ class RayExecutor(Executor):
                     )  # fmt: skip
                     queues[gpu].appendleft(job)
                 else:
+                    lines = [line.strip() for line in str(died).splitlines() if line.strip()]
                     error = (
                         f"WorkerDied: the Ray worker died {tries[job.number]} time(s) measuring "
-                        f"it (the last: {type(died).__name__})"
+                        f"it (the last: {type(died).__name__}: {lines[-1] if lines else ''})"
                     )
                     seconds = time.perf_counter() - started
                     yield Done(job, evaluator.failure(job.recipe, error), seconds, "ray")
