@@ -124,13 +124,19 @@ def _settle(page) -> None:  # type: ignore[no-untyped-def]
 
 def _shot(page, path: Path) -> None:  # type: ignore[no-untyped-def]
     """A screenshot of the whole page: Streamlit scrolls inside its main block, not the document,
-    so the viewport grows to the block's height first."""
-    height = page.evaluate(
-        "() => { const b = document.querySelector('[data-testid=\"stMainBlockContainer\"]');"
-        " return b ? b.scrollHeight : 1000; }"
-    )
-    page.set_viewport_size({"width": 1400, "height": max(1000, int(height) + 160)})
-    _settle(page)
+    and draws what scrolls into view, so the viewport grows with the block until it stops growing."""
+    height = 1000
+    for _ in range(4):
+        measured = page.evaluate(
+            "() => { const b = document.querySelector('[data-testid=\"stMainBlockContainer\"]');"
+            " return b ? b.scrollHeight : 0; }"
+        )
+        if int(measured) + 160 <= height:
+            break
+        height = int(measured) + 160
+        page.set_viewport_size({"width": 1400, "height": height})
+        _settle(page)
+        page.wait_for_timeout(1000)  # charts draw after the script run ends
     page.screenshot(path=str(path), full_page=True)
     page.set_viewport_size({"width": 1400, "height": 1000})
 
