@@ -146,3 +146,42 @@ def test_more_workers_than_the_cluster_holds_is_a_one_line_error(
     text = log.read_text()
     assert "the Ray cluster has 2 CPUs; 3 worker(s) x --cpus-per-worker 1 need 3" in text
     assert "Traceback" not in text
+
+
+def test_a_driver_killed_mid_batch_resumes_without_losing_or_repeating(
+    ray_address: str, schema_url: tuple[str, str], model: Path, tmp_path: Path, benchmarks_dir
+) -> None:  # type: ignore[no-untyped-def]
+    """SIGKILL the driver while its second batch is on the workers, then `resume` it (as from
+    another machine: everything it needs is in Postgres): the batch is measured again, and the
+    store ends with every trial once."""
+    url, _ = schema_url
+    log = tmp_path / "cli.log"
+    process = start_cli(
+        _args(model, tmp_path / "runs", url, ray_address, "ray-resume", 4), _env(tmp_path), log
+    )
+
+    def measuring_the_second_batch() -> bool:
+        with make_results_store(url) as store:
+            run = store.get_run("ray-resume")
+            done = store.count_trials("ray-resume") if run is not None else 0
+        return done >= 2 and run is not None and "on a Ray" in (run.progress or "")
+
+    wait_until(measuring_the_second_batch, process, log, timeout_s=300)
+    process.send_signal(signal.SIGKILL)
+    process.wait(timeout=30)
+    with make_results_store(url) as store:
+        stored = [t.number for t in store.list_trials("ray-resume")]
+    assert stored in ([0, 1], [0, 1, 2], [0, 1, 3]), stored  # the first batch, maybe one more
+
+    resume_log = tmp_path / "resume.log"
+    common = ["--runs-dir", str(tmp_path / "runs"), "--store-url", url, "--checkpoint-url", url]
+    resumed = start_cli(["resume", "ray-resume", *common], _env(tmp_path), resume_log)
+    assert resumed.wait(timeout=600) == 0, resume_log.read_text()[-3000:]
+    with make_results_store(url) as store:
+        trials = store.list_trials("ray-resume")
+        run = store.get_run("ray-resume")
+    assert run is not None and run.status == "finished" and run.stop_reason == "trial_budget"
+    assert [t.number for t in trials] == [0, 1, 2, 3]
+    assert len({t.recipe_hash for t in trials}) == 4
+    assert all(t.status == "ok" for t in trials), [t.error for t in trials]
+    assert "candidates measured on Ray" in resume_log.read_text()

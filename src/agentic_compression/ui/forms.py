@@ -31,11 +31,14 @@ def search_args(values: dict[str, object]) -> list[str]:
         "tasks": "--tasks", "limit": "--limit", "country": "--country", "seed": "--seed",
         "select": "--select", "fidelity": "--fidelity", "ppl_windows": "--ppl-windows",
         "latency_repeats": "--latency-repeats", "latency_new_tokens": "--latency-new-tokens",
-        "executor": "--executor", "ray_address": "--ray-address",
+        "executor": "--executor", "ray_address": "--ray-address", "zone": "--zone",
+        "meter": "--meter", "carbon_aware_max_delay_min": "--carbon-aware-max-delay-min",
+        "data_dir": "--data-dir", "calibration_file": "--calibration-file",
+        "checkpoint_url": "--checkpoint-url",
     }  # fmt: skip
     for key, flag in flags.items():
         value = values.get(key)
-        if value is not None and value != "":
+        if value is not None and str(value).strip() != "":
             args += [flag, str(value)]
     if values.get("executor") == "ray":  # worker counts mean something only on Ray
         args += ["--workers", str(values.get("workers", 2))]

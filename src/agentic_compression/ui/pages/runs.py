@@ -49,6 +49,16 @@ def launch_form() -> None:
             values["ppl_windows"] = b.number_input("Perplexity windows", 1, 1000, 16)
             values["latency_repeats"] = c.number_input("Latency repeats", 1, 100, 3)
             values["latency_new_tokens"] = a.number_input("Latency tokens", 2, 4096, 32)
+            values["zone"] = b.text_input("Grid zone for live intensity (empty: country average)", "")
+            values["meter"] = c.selectbox(
+                "Energy meter", ["auto", "blended", "nvml", "rapl", "codecarbon"]
+            )
+            values["carbon_aware_max_delay_min"] = a.number_input(
+                "Carbon-aware wait (min, needs a zone)", value=None
+            )
+            values["data_dir"] = b.text_input("Benchmark data folder (empty: the default)", "")
+            values["calibration_file"] = c.text_input("Calibration text file (empty: GSM8K)", "")
+            values["checkpoint_url"] = a.text_input("Checkpointer URL (empty: the run folder)", "")
         with st.expander("Scale-out (Ray)"):
             a, b, c, d = st.columns(4)
             values["executor"] = a.selectbox("Executor", ["local", "ray"])
