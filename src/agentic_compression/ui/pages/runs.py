@@ -49,7 +49,9 @@ def launch_form() -> None:
             values["ppl_windows"] = b.number_input("Perplexity windows", 1, 1000, 16)
             values["latency_repeats"] = c.number_input("Latency repeats", 1, 100, 3)
             values["latency_new_tokens"] = a.number_input("Latency tokens", 2, 4096, 32)
-            values["zone"] = b.text_input("Grid zone for live intensity (empty: country average)", "")
+            values["zone"] = b.text_input(
+                "Grid zone for live intensity (empty: country average)", ""
+            )
             values["meter"] = c.selectbox(
                 "Energy meter", ["auto", "blended", "nvml", "rapl", "codecarbon"]
             )
