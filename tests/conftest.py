@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import secrets
+import socket
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -17,6 +18,13 @@ REPO = Path(__file__).resolve().parents[1]
 #: The local PostgreSQL (python-svc machines run it; .ci/run starts it when it is down).
 SERVER = "postgresql://postgres@127.0.0.1:5432/test"
 SHARED_BENCHMARKS = REPO.parent / "shared" / "benchmarks"
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on now (for servers a test starts)."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
 
 
 def pytest_configure(config: pytest.Config) -> None:

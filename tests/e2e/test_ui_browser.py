@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import socket
 import subprocess
 import sys
 import time
@@ -24,6 +23,7 @@ from pathlib import Path
 
 import pytest
 
+from conftest import free_port
 from crash_harness import save_tiny_llama
 
 REPO = Path(__file__).resolve().parents[2]
@@ -52,12 +52,6 @@ def browser() -> Iterator[object]:
         launched.close()
 
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
 @pytest.fixture(scope="module")
 def tiny_model_folder(tmp_path_factory: pytest.TempPathFactory, embedded_tokenizer) -> Path:  # type: ignore[no-untyped-def]
     """A 2-layer random Llama over the real SmolLM2 vocabulary, saved as a folder the CLI loads."""
@@ -71,7 +65,7 @@ def ui_home(
     """``agentic-compress ui`` on a free port over empty runs and a copy of a recorded experiment."""
     home = tmp_path_factory.mktemp("ui")
     shutil.copytree(RECORDED, home / "experiments" / "quick")
-    port = _free_port()
+    port = free_port()
     env = {**os.environ, "AGENTIC_COMPRESSION_DATA": str(benchmarks_dir)}
     command = [sys.executable, "-m", "agentic_compression.cli.app", "ui", "--port", str(port),
                "--runs-dir", str(home / "runs"), "--experiments-dir", str(home / "experiments")]  # fmt: skip

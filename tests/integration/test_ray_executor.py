@@ -21,6 +21,7 @@ from pathlib import Path
 import pytest
 
 from agentic_compression.results.store import make_results_store
+from conftest import free_port
 from crash_harness import QUICK, cli_env, save_tiny_llama, start_cli, wait_until
 
 pytest.importorskip("ray")
@@ -36,18 +37,12 @@ LOOPBACK = {
 }
 
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
 @pytest.fixture(scope="module")
 def ray_address() -> Iterator[str]:
     """A one-node Ray cluster with 2 CPUs (so 2 one-CPU workers), stopped after the module."""
     if not Path(RAY).exists() and shutil.which("ray") is None:
         pytest.skip("the ray command is not installed")
-    port = _free_port()
+    port = free_port()
     env = {**os.environ, **LOOPBACK}
     started = subprocess.run(
         [RAY, "start", "--head", "--node-ip-address=127.0.0.1", f"--port={port}", "--num-cpus=2",
@@ -80,6 +75,14 @@ def _env(home: Path) -> dict[str, str]:
     return {**cli_env(home), **LOOPBACK}
 
 
+def _second_batch_on_workers(url: str, run_id: str) -> bool:
+    """The first batch (two trials) is stored and the next one has been handed to the workers."""
+    with make_results_store(url) as store:
+        run = store.get_run(run_id)
+        done = store.count_trials(run_id) if run is not None else 0
+    return done >= 2 and run is not None and "on a Ray" in (run.progress or "")
+
+
 def _worker_pid(trial) -> int:  # type: ignore[no-untyped-def]
     match = re.search(r"pid (\d+)", trial.result.provenance.worker or "")
     assert match, trial.result.provenance.worker
@@ -98,13 +101,7 @@ def test_two_workers_finish_a_search_and_a_worker_killed_mid_trial_loses_nothing
         _args(model, tmp_path / "runs", url, ray_address, "ray-run", 4), _env(tmp_path), log
     )
 
-    def measuring_the_second_batch() -> bool:
-        with make_results_store(url) as store:
-            run = store.get_run("ray-run")
-            done = store.count_trials("ray-run") if run is not None else 0
-        return done >= 2 and run is not None and "on a Ray" in (run.progress or "")
-
-    wait_until(measuring_the_second_batch, process, log, timeout_s=300)
+    wait_until(lambda: _second_batch_on_workers(url, "ray-run"), process, log, timeout_s=300)
     workers = subprocess.run(
         ["pgrep", "-f", "ray::EvaluationWorker"], capture_output=True, text=True
     ).stdout.split()
@@ -160,13 +157,7 @@ def test_a_driver_killed_mid_batch_resumes_without_losing_or_repeating(
         _args(model, tmp_path / "runs", url, ray_address, "ray-resume", 4), _env(tmp_path), log
     )
 
-    def measuring_the_second_batch() -> bool:
-        with make_results_store(url) as store:
-            run = store.get_run("ray-resume")
-            done = store.count_trials("ray-resume") if run is not None else 0
-        return done >= 2 and run is not None and "on a Ray" in (run.progress or "")
-
-    wait_until(measuring_the_second_batch, process, log, timeout_s=300)
+    wait_until(lambda: _second_batch_on_workers(url, "ray-resume"), process, log, timeout_s=300)
     process.send_signal(signal.SIGKILL)
     process.wait(timeout=30)
     with make_results_store(url) as store:
