@@ -76,11 +76,13 @@ def _env(home: Path) -> dict[str, str]:
 
 
 def _second_batch_on_workers(url: str, run_id: str) -> bool:
-    """The first batch (two trials) is stored and the next one has been handed to the workers."""
+    """The first batch (trials 0 and 1) is stored and the second has been handed to the workers
+    (the progress names trial 2 or 3 on a worker: between batches it still names trial 0 or 1)."""
     with make_results_store(url) as store:
         run = store.get_run(run_id)
         done = store.count_trials(run_id) if run is not None else 0
-    return done >= 2 and run is not None and "on a Ray" in (run.progress or "")
+    progress = (run.progress or "") if run is not None else ""
+    return done >= 2 and progress.startswith(("trial 2 ", "trial 3 ")) and "on a Ray" in progress
 
 
 def _worker_pid(trial) -> int:  # type: ignore[no-untyped-def]

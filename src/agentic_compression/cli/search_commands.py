@@ -79,6 +79,8 @@ def _settings(**values: object) -> SearchSettings:
         return SearchSettings.model_validate(values)
     except ValidationError as error:
         item = error.errors()[0]
+        if not item["loc"]:  # a rule across options: its message names them
+            raise UserInputError(item["msg"].removeprefix("Value error, ")) from None
         where = ".".join(str(p) for p in item["loc"]).replace("_", "-")
         raise UserInputError(f"--{where}: {item['msg']} (got {item.get('input')!r})") from None
 
@@ -91,6 +93,20 @@ def _planner(settings: SearchSettings) -> Planner:
     return make_planner(settings.planner, seed=settings.seed, space=space)
 
 
+def _run_device(device: str, executor: str, gpu_workers: int) -> str:
+    """The device candidates are measured on. Local runs check this machine; on Ray the workers
+    hold the GPUs (the driver need not have one): auto means cuda when there are GPU workers."""
+    from agentic_compression.cli.evaluate_command import resolve_device
+
+    if executor != "ray":
+        return resolve_device(device)
+    if device == "auto":
+        return "cuda" if gpu_workers > 0 else "cpu"
+    if device not in ("cpu", "cuda"):
+        raise UserInputError(f"unknown device {device!r}; use cpu, cuda or auto")
+    return device
+
+
 def _evaluator(settings: SearchSettings, progress: Progress) -> CandidateEvaluator:
     from agentic_compression.cli.carbon_commands import intensity_for_zone
     from agentic_compression.workflow.runner import build_evaluator
@@ -98,7 +114,9 @@ def _evaluator(settings: SearchSettings, progress: Progress) -> CandidateEvaluat
     settings.measure_config()  # checks tasks, their data and files: before the model loads
     intensity = intensity_for_zone(settings.zone).reading if settings.zone else None
     task = progress.add_task(f"loading {settings.model}", total=None)
-    evaluator = build_evaluator(settings, intensity=intensity)
+    # On Ray the driver's copy only names the model and its settings: the workers measure.
+    device = "cpu" if settings.executor == "ray" else None
+    evaluator = build_evaluator(settings, intensity=intensity, device=device)
     progress.remove_task(task)
     for note in evaluator.base.notes:
         console.print(f"[dim]note: {plain(note)}[/]")
@@ -312,7 +330,6 @@ def run(
     latency_warmup: Annotated[int, _hidden("Untimed warm-up runs.")] = 1,
 ) -> None:
     """Search compression recipes for the model under carbon, trial, time and convergence budgets."""
-    from agentic_compression.cli.evaluate_command import resolve_device
     from agentic_compression.results.store import make_results_store, redact_url
     from agentic_compression.workflow.checkpointer import make_checkpointer
     from agentic_compression.workflow.runner import (
@@ -336,7 +353,7 @@ def run(
         calibration_file=str(calibration_file) if calibration_file else None,
         country=country, zone=zone, meter=meter,
         carbon_aware_max_delay_min=carbon_aware_max_delay_min, seed=seed, select=select,
-        device=resolve_device(device), proposals_per_call=proposals_per_call,
+        device=_run_device(device, executor, gpu_workers), proposals_per_call=proposals_per_call,
         fidelity=fidelity, screen_rung=screen_rung, ppl_windows=ppl_windows, ppl_seq_len=ppl_seq_len,
         latency_prompt_tokens=latency_prompt_tokens, latency_new_tokens=latency_new_tokens,
         latency_repeats=latency_repeats, latency_warmup=latency_warmup,

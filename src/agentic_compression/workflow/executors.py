@@ -51,6 +51,17 @@ log = logging.getLogger(__name__)  # the product's logger: shown on the terminal
 
 #: Runtimes that need a CUDA GPU whatever the run's device.
 GPU_RUNTIMES = frozenset({"vllm"})
+#: How long a new worker may take to start (load the model) before the cluster is judged unable
+#: to place it.
+READY_TIMEOUT_S = 600.0
+
+
+def _worker_lost() -> tuple[type[BaseException], ...]:
+    """Ray's errors for a worker (or its node) gone mid-task: the task is worth another try."""
+    import ray.exceptions as errors
+
+    return (errors.RayActorError, errors.WorkerCrashedError, errors.NodeDiedError,
+            errors.ObjectLostError, errors.OutOfMemoryError)  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -158,13 +169,30 @@ class RayExecutor(Executor):
     #: Extra ``ray.init`` arguments (tests pass ``num_cpus`` for a local cluster).
     init_args: dict[str, Any] = field(default_factory=dict)
     _pools: dict[bool, list[Any]] = field(default_factory=dict, init=False, repr=False)
+    #: Each started worker's (node id, label).
+    _nodes: dict[Any, tuple[str, str]] = field(default_factory=dict, init=False, repr=False)
 
     def __post_init__(self) -> None:
         if self.workers < 0 or self.gpu_workers < 0 or self.workers + self.gpu_workers == 0:
             raise UserInputError("--workers and --gpu-workers: at least one worker in all")
         if self.max_tries < 1:
             raise UserInputError("--max-tries: at least 1")
-        self.slots = self.workers + self.gpu_workers
+        device = str(self.spec.settings.get("device", "cpu"))
+        runtimes = self.spec.settings.get("runtimes")
+        if device.startswith("cuda"):  # every candidate goes to a GPU worker
+            if self.gpu_workers == 0:
+                raise UserInputError(
+                    "--device cuda measures every candidate on a GPU worker: set --gpu-workers"
+                )
+            self.slots = self.gpu_workers
+        else:
+            gpu_runtimes = runtimes is None or any(r in str(runtimes) for r in GPU_RUNTIMES)
+            if self.workers == 0:
+                raise UserInputError(
+                    "--workers 0: CPU candidates need CPU workers (GPU workers take only GPU "
+                    "runtimes and --device cuda)"
+                )
+            self.slots = self.workers + (self.gpu_workers if gpu_runtimes else 0)
 
     def describe(self) -> str:
         where = self.address or "a local Ray instance"
@@ -195,13 +223,32 @@ class RayExecutor(Executor):
                 ) from error
         return ray
 
-    def _new_worker(self, gpu: bool) -> Any:
+    def _new_workers(self, gpu: bool, count: int) -> list[Any]:
+        """``count`` started workers; one that cannot start (its node lacks the model or the
+        data, or measures under other settings) is a one-line error, never a retried trial."""
         ray = self._connect()
         options: dict[str, Any] = {"num_cpus": self.cpus_per_worker, "num_gpus": 1 if gpu else 0}
         if self.memory_gb_per_worker is not None:
             options["memory"] = int(self.memory_gb_per_worker * 2**30)
         actor = ray.remote(EvaluationWorker).options(**options)
-        return actor.remote(self.spec, gpu)
+        workers = [actor.remote(self.spec, gpu) for _ in range(count)]
+        ready = [worker.describe.remote() for worker in workers]
+        _, waiting = ray.wait(ready, num_returns=len(ready), timeout=READY_TIMEOUT_S)
+        if waiting:
+            for worker in workers:
+                ray.kill(worker)
+            raise UserInputError(
+                f"{len(waiting)} Ray worker(s) did not start within {READY_TIMEOUT_S:.0f} s: the "
+                "cluster lacks the resources one worker asks for (--cpus-per-worker, "
+                "--worker-memory-gb, a GPU) on any single node"
+            )
+        try:
+            described = ray.get(ready)  # in the workers' order (ray.wait's is not)
+        except ray.exceptions.RayError as error:
+            raise UserInputError(f"a Ray worker could not start: {_last_line(error)}") from None
+        for (node, label), worker in zip(described, workers, strict=True):
+            self._nodes[worker] = (node, label)
+        return workers
 
     def _pool(self, gpu: bool) -> list[Any]:
         if gpu not in self._pools:
@@ -213,7 +260,8 @@ class RayExecutor(Executor):
                     f"set --{'gpu-workers' if gpu else 'workers'}"
                 )
             self._check_fits(count, gpu)
-            self._pools[gpu] = [self._new_worker(gpu) for _ in range(count)]
+            self._pools[gpu] = self._new_workers(gpu, count)
+            self._warn_shared_nodes()
         return self._pools[gpu]
 
     def _check_fits(self, count: int, gpu: bool) -> None:
@@ -221,18 +269,35 @@ class RayExecutor(Executor):
         wait for ever, so ask for no more than it has."""
         ray = self._connect()
         total = ray.cluster_resources()
-        cpus_needed = self.cpus_per_worker * (self.workers + self.gpu_workers)
+        held = sum(len(pool) for pool in self._pools.values())
+        cpus_needed = self.cpus_per_worker * (held + count)
         if cpus_needed > total.get("CPU", 0):
             raise UserInputError(
-                f"the Ray cluster has {total.get('CPU', 0):g} CPUs; {self.workers + self.gpu_workers}"
-                f" worker(s) x --cpus-per-worker {self.cpus_per_worker:g} need {cpus_needed:g}: "
-                "lower --workers/--gpu-workers or --cpus-per-worker, or add nodes"
+                f"the Ray cluster has {total.get('CPU', 0):g} CPUs; {held + count} worker(s) x "
+                f"--cpus-per-worker {self.cpus_per_worker:g} need {cpus_needed:g}: lower "
+                "--workers/--gpu-workers or --cpus-per-worker, or add nodes"
             )
         if gpu and count > total.get("GPU", 0):
             raise UserInputError(
                 f"the Ray cluster has {total.get('GPU', 0):g} GPUs; --gpu-workers {count} needs "
-                f"one each: lower --gpu-workers or add GPU nodes"
+                "one each: lower --gpu-workers or add GPU nodes"
             )
+
+    def _warn_shared_nodes(self) -> None:
+        nodes = [node for node, _ in self._nodes.values()]
+        shared = {node for node in nodes if nodes.count(node) > 1}
+        for node in sorted(shared):
+            log.warning(
+                "%d Ray workers share node %s: a machine-wide energy meter (RAPL, CodeCarbon's "
+                "CPU model, NVML) charges each trial for the work of all of them, so energy and "
+                "CO2 per trial are overstated there; give each worker a node for energy figures",
+                nodes.count(node), node[:8],
+            )  # fmt: skip
+
+    def _label(self, worker: Any) -> str:
+        node, label = self._nodes[worker]
+        others = sum(n == node for n, _ in self._nodes.values()) - 1
+        return label + (f"; shares its node with {others} other worker(s)" if others else "")
 
     def run(
         self,
@@ -248,7 +313,7 @@ class RayExecutor(Executor):
             queues[needs_gpu(job.recipe.to_dict(), device)].append(job)
         idle = {gpu: list(self._pool(gpu)) for gpu, queue in queues.items() if queue}
         tries: dict[int, int] = {}
-        running: dict[Any, tuple[Job, Any, bool, float]] = {}
+        running: dict[Any, tuple[Job, Any, bool]] = {}
 
         def start() -> None:
             for gpu, queue in queues.items():
@@ -256,7 +321,7 @@ class RayExecutor(Executor):
                     job, actor = queue.popleft(), idle[gpu].pop()
                     tries[job.number] = tries.get(job.number, 0) + 1
                     future = actor.evaluate.remote(job.recipe.to_dict(), job.fidelity)
-                    running[future] = (job, actor, gpu, time.perf_counter())
+                    running[future] = (job, actor, gpu)
                     progress(
                         job, f"on a Ray {'GPU' if gpu else 'CPU'} worker (try {tries[job.number]})"
                     )
@@ -265,10 +330,15 @@ class RayExecutor(Executor):
         while running:
             ready, _ = ray.wait(list(running), num_returns=1)
             future = ready[0]
-            job, actor, gpu, started = running.pop(future)
+            job, actor, gpu = running.pop(future)
             try:
-                result, seconds, worker = ray.get(future)
-            except (ray.exceptions.RayActorError, ray.exceptions.WorkerCrashedError) as died:
+                result, seconds = ray.get(future)
+            except ray.exceptions.RayTaskError as raised:  # evaluate itself raised: a user error
+                cause = raised.cause
+                if isinstance(cause, UserInputError):
+                    raise UserInputError(str(cause)) from None
+                raise
+            except _worker_lost() as died:
                 self._replace(actor, gpu, idle)
                 if tries[job.number] < self.max_tries:
                     log.warning(
@@ -278,23 +348,26 @@ class RayExecutor(Executor):
                     )  # fmt: skip
                     queues[gpu].appendleft(job)
                 else:
-                    lines = [line.strip() for line in str(died).splitlines() if line.strip()]
                     error = (
                         f"WorkerDied: the Ray worker died {tries[job.number]} time(s) measuring "
-                        f"it (the last: {type(died).__name__}: {lines[-1] if lines else ''})"
+                        f"it (the last: {type(died).__name__}: {_last_line(died)})"
                     )
-                    seconds = time.perf_counter() - started
-                    yield Done(job, evaluator.failure(job.recipe, error), seconds, "ray")
+                    failure = evaluator.failure(job.recipe, error)
+                    yield Done(job, failure, 0.0, "none: every worker measuring it died")
             else:
                 idle.setdefault(gpu, []).append(actor)
                 for reading in result.energy:
                     on_energy(job, reading)
-                yield Done(job, result, seconds, worker)
+                yield Done(job, result, seconds, self._label(actor))
             start()
 
     def _replace(self, dead: Any, gpu: bool, idle: dict[bool, list[Any]]) -> None:
+        import ray
+
+        ray.kill(dead)  # it may only be unreachable: never let it hold its resources
+        self._nodes.pop(dead, None)
         pool = self._pools[gpu]
-        fresh = self._new_worker(gpu)
+        (fresh,) = self._new_workers(gpu, 1)
         pool[pool.index(dead)] = fresh
         idle.setdefault(gpu, []).append(fresh)
 
@@ -307,6 +380,12 @@ class RayExecutor(Executor):
             for actor in pool:
                 ray.kill(actor)
         self._pools.clear()
+        self._nodes.clear()
+
+
+def _last_line(error: BaseException) -> str:
+    lines = [line.strip() for line in str(error).splitlines() if line.strip()]
+    return lines[-1] if lines else type(error).__name__
 
 
 class EvaluationWorker:
@@ -325,20 +404,24 @@ class EvaluationWorker:
             )
         import ray
 
-        resources = ray.get_runtime_context().get_assigned_resources()
-        node = ray.get_runtime_context().get_node_id()[:8]
+        context = ray.get_runtime_context()
+        resources = context.get_assigned_resources()
+        self.node = context.get_node_id()
         cpus, gpus = resources.get("CPU", 0), resources.get("GPU", 0)
+        device = f", {settings.device}" if gpu else ""
         self.label = (
-            f"ray worker pid {os.getpid()} on {socket.gethostname()} (node {node}; "
-            f"{cpus:g} CPU, {gpus:g} GPU{', ' + str(spec.settings.get('device')) if gpu else ''})"
+            f"ray worker pid {os.getpid()} on {socket.gethostname()} (node {self.node[:8]}; "
+            f"{cpus:g} CPU, {gpus:g} GPU{device})"
         )
 
-    def evaluate(
-        self, recipe: dict[str, Any], fidelity: Fidelity
-    ) -> tuple[CandidateResult, float, str]:
-        """Measure one candidate: its result, the seconds it took here, and who measured it."""
+    def describe(self) -> tuple[str, str]:
+        """(node id, label): answered once the worker has started."""
+        return self.node, self.label
+
+    def evaluate(self, recipe: dict[str, Any], fidelity: Fidelity) -> tuple[CandidateResult, float]:
+        """Measure one candidate: its result and the seconds it took here."""
         started = time.perf_counter()
         result = self.evaluator.evaluate(
             Recipe.from_dict(recipe), lambda _: None, fidelity=fidelity
         )
-        return result, time.perf_counter() - started, self.label
+        return result, time.perf_counter() - started

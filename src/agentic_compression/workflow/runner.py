@@ -28,7 +28,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from agentic_compression.core.provenance import now
 from agentic_compression.errors import UserInputError
@@ -119,6 +119,15 @@ class SearchSettings(BaseModel):
     memory_gb_per_worker: float | None = Field(None, gt=0)
     #: Tries of a candidate whose worker dies before it is recorded failed.
     max_tries: int = Field(3, ge=1)
+
+    @model_validator(mode="after")
+    def _workers_for_the_device(self) -> SearchSettings:
+        if self.executor == "ray":
+            if self.device.startswith("cuda") and self.gpu_workers == 0:
+                raise ValueError("--device cuda on Ray measures on GPU workers: set --gpu-workers")
+            if not self.device.startswith("cuda") and self.workers == 0:
+                raise ValueError("CPU candidates need CPU workers: set --workers to 1 or more")
+        return self
 
     def goal(self) -> PlanningGoal:
         """The planning goal: objective text and constraints (memory in MB of 10^6 bytes)."""
