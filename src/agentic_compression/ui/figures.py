@@ -84,7 +84,8 @@ def parallel(rows: Sequence[dict[str, Any]]) -> Any:
             dimensions=[
                 {"label": AXES[name][0], "values": [_value(r, name) for r in ok]} for name in AXES
             ],
-        )
+        ),
+        layout={"margin": {"l": 80, "r": 80, "t": 60}},  # room for the end axes' titles
     )
 
 
