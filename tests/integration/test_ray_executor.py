@@ -8,6 +8,7 @@ every trial is recorded exactly once, measured in full.
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shutil
@@ -178,3 +179,35 @@ def test_a_driver_killed_mid_batch_resumes_without_losing_or_repeating(
     assert len({t.recipe_hash for t in trials}) == 4
     assert all(t.status == "ok" for t in trials), [t.error for t in trials]
     assert "candidates measured on Ray" in resume_log.read_text()
+
+
+def test_a_trial_whose_worker_dies_max_tries_times_is_recorded_failed(
+    ray_address: str, schema_url: tuple[str, str], model: Path, tmp_path: Path, benchmarks_dir
+) -> None:  # type: ignore[no-untyped-def]
+    """With --max-tries 1 the killed worker's trial is a failed trial (never a front point, a
+    knowledge note written); the run goes on and finishes with every other trial measured."""
+    url, _ = schema_url
+    log = tmp_path / "cli.log"
+    args = [*_args(model, tmp_path / "runs", url, ray_address, "ray-fail", 4), "--max-tries", "1"]
+    process = start_cli(args, _env(tmp_path), log)
+    wait_until(lambda: _second_batch_on_workers(url, "ray-fail"), process, log, timeout_s=300)
+    workers = subprocess.run(
+        ["pgrep", "-f", "ray::EvaluationWorker"], capture_output=True, text=True
+    ).stdout.split()
+    os.kill(int(workers[0]), signal.SIGKILL)
+    assert process.wait(timeout=600) == 0, log.read_text()[-3000:]
+
+    with make_results_store(url) as store:
+        trials = store.list_trials("ray-fail")
+    assert [t.number for t in trials] == [0, 1, 2, 3]
+    failed = [t for t in trials if t.status == "failed"]
+    assert len(failed) == 1 and failed[0].number in (2, 3), [t.error for t in trials]
+    assert failed[0].error is not None
+    assert failed[0].error.startswith("WorkerDied: the Ray worker died 1 time(s) measuring it")
+    assert failed[0].objectives is None and failed[0].result.failed_phase == "worker"
+    run_dir = tmp_path / "runs" / "ray-fail"
+    results = json.loads((run_dir / "results.json").read_text())
+    front = {member["trial"] for member in results["pareto"]["front"]}
+    assert failed[0].number not in front
+    assert list((run_dir / "knowledge").glob(f"trial-{failed[0].number:04d}-*.md"))
+    assert f"trial {failed[0].number} " in log.read_text()
