@@ -8,10 +8,8 @@ Example:
 
 from __future__ import annotations
 
-import contextlib
 import importlib.util
 import os
-import subprocess
 import sys
 from pathlib import Path
 from typing import Annotated
@@ -49,9 +47,10 @@ def ui(
     command = [sys.executable, "-m", "streamlit", "run", str(app), "--server.address", host,
                "--server.port", str(port), "--browser.gatherUsageStats", "false",
                "--server.headless", "true", "--client.toolbarMode", "minimal"]  # fmt: skip
-    print(f"agentic-compression UI on http://{host}:{port} (Ctrl-C stops it)")
-    with contextlib.suppress(KeyboardInterrupt):
-        subprocess.run(command, env=env, check=False)
+    print(f"agentic-compression UI on http://{host}:{port} (Ctrl-C stops it)", flush=True)
+    # This process becomes Streamlit: Ctrl-C and a SIGTERM reach the server itself, and no
+    # orphaned server is left behind when this command is stopped.
+    os.execve(sys.executable, command, env)
 
 
 def register(app: typer.Typer) -> None:
