@@ -79,8 +79,6 @@ def _settings(**values: object) -> SearchSettings:
         return SearchSettings.model_validate(values)
     except ValidationError as error:
         item = error.errors()[0]
-        if not item["loc"]:  # a rule across options: its message names them
-            raise UserInputError(item["msg"].removeprefix("Value error, ")) from None
         where = ".".join(str(p) for p in item["loc"]).replace("_", "-")
         raise UserInputError(f"--{where}: {item['msg']} (got {item.get('input')!r})") from None
 
@@ -111,12 +109,12 @@ def _evaluator(settings: SearchSettings, progress: Progress) -> CandidateEvaluat
     from agentic_compression.cli.carbon_commands import intensity_for_zone
     from agentic_compression.workflow.runner import build_evaluator
 
-    settings.measure_config()  # checks tasks, their data and files: before the model loads
+    measure = settings.measure_config()  # checks tasks, their data and files: before any work
     intensity = intensity_for_zone(settings.zone).reading if settings.zone else None
     task = progress.add_task(f"loading {settings.model}", total=None)
     # On Ray the driver's copy only names the model and its settings: the workers measure.
     device = "cpu" if settings.executor == "ray" else None
-    evaluator = build_evaluator(settings, intensity=intensity, device=device)
+    evaluator = build_evaluator(settings, intensity=intensity, device=device, measure=measure)
     progress.remove_task(task)
     for note in evaluator.base.notes:
         console.print(f"[dim]note: {plain(note)}[/]")

@@ -87,6 +87,31 @@ JobProgress = Callable[[Job, str], None]
 JobEnergy = Callable[[Job, EnergyReading], None]
 
 
+def ray_slots(device: str, runtimes: str | None, workers: int, gpu_workers: int) -> int:
+    """How many candidates a Ray run measures at once: the workers its candidates can use (a
+    ``--device cuda`` run only GPU workers; otherwise CPU workers, plus GPU workers when a GPU
+    runtime may be searched). Worker counts that cannot serve the device are a user error.
+
+    >>> ray_slots("cpu", "torch,llamacpp", 2, 1)
+    2
+    >>> ray_slots("cuda", None, 2, 1)
+    1
+    """
+    if device.startswith("cuda"):  # every candidate goes to a GPU worker
+        if gpu_workers == 0:
+            raise UserInputError(
+                "--device cuda measures every candidate on a GPU worker: set --gpu-workers"
+            )
+        return gpu_workers
+    if workers == 0:
+        raise UserInputError(
+            "--workers 0: CPU candidates need CPU workers (GPU workers take only GPU runtimes "
+            "and --device cuda)"
+        )
+    gpu_runtimes = runtimes is None or any(r in runtimes for r in GPU_RUNTIMES)
+    return workers + (gpu_workers if gpu_runtimes else 0)
+
+
 def needs_gpu(recipe: Mapping[str, Any], device: str) -> bool:
     """Whether the candidate must run on a GPU worker (its runtime, or the run's device)."""
     runtime = recipe.get("runtime") or {}
@@ -118,8 +143,6 @@ class Executor(ABC):
 
 class LocalExecutor(Executor):
     """One job after another in this process, with the evaluator the run built."""
-
-    slots = 1
 
     def run(
         self,
@@ -177,22 +200,11 @@ class RayExecutor(Executor):
             raise UserInputError("--workers and --gpu-workers: at least one worker in all")
         if self.max_tries < 1:
             raise UserInputError("--max-tries: at least 1")
-        device = str(self.spec.settings.get("device", "cpu"))
-        runtimes = self.spec.settings.get("runtimes")
-        if device.startswith("cuda"):  # every candidate goes to a GPU worker
-            if self.gpu_workers == 0:
-                raise UserInputError(
-                    "--device cuda measures every candidate on a GPU worker: set --gpu-workers"
-                )
-            self.slots = self.gpu_workers
-        else:
-            gpu_runtimes = runtimes is None or any(r in str(runtimes) for r in GPU_RUNTIMES)
-            if self.workers == 0:
-                raise UserInputError(
-                    "--workers 0: CPU candidates need CPU workers (GPU workers take only GPU "
-                    "runtimes and --device cuda)"
-                )
-            self.slots = self.workers + (self.gpu_workers if gpu_runtimes else 0)
+        settings = self.spec.settings
+        self.slots = ray_slots(
+            str(settings.get("device", "cpu")), settings.get("runtimes"), self.workers,
+            self.gpu_workers,
+        )  # fmt: skip
 
     def describe(self) -> str:
         where = self.address or "a local Ray instance"

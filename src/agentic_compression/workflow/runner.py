@@ -122,11 +122,10 @@ class SearchSettings(BaseModel):
 
     @model_validator(mode="after")
     def _workers_for_the_device(self) -> SearchSettings:
-        if self.executor == "ray":
-            if self.device.startswith("cuda") and self.gpu_workers == 0:
-                raise ValueError("--device cuda on Ray measures on GPU workers: set --gpu-workers")
-            if not self.device.startswith("cuda") and self.workers == 0:
-                raise ValueError("CPU candidates need CPU workers: set --workers to 1 or more")
+        if self.executor == "ray":  # the executor's own rule, checked before any work starts
+            from agentic_compression.workflow.executors import ray_slots
+
+            ray_slots(self.device, self.runtimes, self.workers, self.gpu_workers)
         return self
 
     def goal(self) -> PlanningGoal:
@@ -202,16 +201,20 @@ class SearchSettings(BaseModel):
 
 
 def build_evaluator(
-    settings: SearchSettings, intensity: Any = None, device: str | None = None
+    settings: SearchSettings,
+    intensity: Any = None,
+    device: str | None = None,
+    measure: MeasureConfig | None = None,
 ) -> CandidateEvaluator:
     """The run's evaluator on this machine: measurement settings (checked before the model
     loads), energy meter (CO2 at ``intensity`` when given, else the country's average), the
-    carbon-aware scheduler when asked for, and the base model on ``device`` (default: the run's)."""
+    carbon-aware scheduler when asked for, and the base model on ``device`` (default: the run's).
+    ``measure``: the settings' measurement config when the caller has already built it."""
     from agentic_compression.carbon.meter_factory import make_energy_meter
     from agentic_compression.models import load_model
     from agentic_compression.workflow.evaluator import CandidateEvaluator
 
-    measure = settings.measure_config()
+    measure = measure or settings.measure_config()
     meter = make_energy_meter(settings.country, intensity=intensity, prefer=settings.meter)
     scheduler = None
     if settings.carbon_aware_max_delay_min is not None:
