@@ -1,7 +1,10 @@
 """Decode speed of structurally pruned models, interleaved so that machine drift cancels out.
 
-Run: ``.venv/bin/python benchmarks/structured_latency.py`` (about 10 minutes on 2 CPU cores, alone
-on the machine). Writes ``benchmarks/results/structured_latency.{json,md}``.
+Run: ``.venv/bin/python benchmarks/structured_latency.py [--model SPEC --name NAME]`` (about 10
+minutes on 2 CPU cores for the embedded model, alone on the machine). Writes
+``benchmarks/results/structured_latency.{json,md}``; with ``--model`` (any model ``load_model``
+takes, e.g. a folder from ``shaped_model.py``), only the unpruned model and ``mlp-25`` are measured,
+into ``structured_latency_NAME.{json,md}``.
 
 ``structured_pruning.py`` measures each candidate once, one after another, so a slow minute of the
 machine lands on one row. Here every candidate of a runtime is deployed first and then timed in
@@ -17,6 +20,7 @@ super-block of llama.cpp's K-quants and the width its repacked CPU kernels handl
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import statistics
@@ -50,15 +54,27 @@ def main() -> None:
     from agentic_compression.models import load_model
     from agentic_compression.runtimes import runtime_for
 
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--model", default="smollm2-135m")
+    parser.add_argument("--name", default="")
+    args = parser.parse_args()
+    if args.model != "smollm2-135m" and not args.name:
+        parser.error("--model needs --name (the results file's suffix)")
+    candidates = (
+        CANDIDATES
+        if not args.name
+        else {k: v for k, v in CANDIDATES.items() if k in ("unpruned", "mlp-25 (x32: 1152)")}
+    )
+    stem = f"structured_latency_{args.name}" if args.name else "structured_latency"
     _quiet_libraries()
     load_before = os.getloadavg()
-    base = load_model("smollm2-135m")
+    base = load_model(args.model)
     config = LatencyConfig(prompt_tokens=128, new_tokens=32)
     results: dict[str, dict[str, Any]] = {}
     with tempfile.TemporaryDirectory(prefix="structured-latency-") as scratch:
         for runtime_name, runtime in RUNTIMES.items():
             deployments = {}
-            for name, steps in CANDIDATES.items():
+            for name, steps in candidates.items():
                 recipe = Recipe.from_steps(steps, name, runtime)
                 model = base.fresh_copy()
                 context = CompressionContext(base.tokenizer)
@@ -96,13 +112,15 @@ def main() -> None:
         settings=f"128-token prompt, 32 decode steps, {ROUNDS} interleaved rounds + 1 untimed",
     )
     RESULTS.mkdir(exist_ok=True)
+    machine["model"] = args.model
     payload = {"machine": machine, "by_runtime": results}
-    (RESULTS / "structured_latency.json").write_text(json.dumps(payload, indent=2))
+    (RESULTS / f"{stem}.json").write_text(json.dumps(payload, indent=2))
     lines = [
         "# Decode speed after structured pruning, candidates interleaved (measured)",
         "",
         f"Machine: {machine['cpu']}, {machine['cpu_count']} cores. Load average before/after: "
         f"{machine['loadavg_before']} / {machine['loadavg_after']}. {machine['settings']}.",
+        f"Model: {args.model}.",
         "",
         "| runtime | candidate | size MB | decode p50 ms/token | max/min over rounds | speed-up |",
         "|---|---|---|---|---|---|",
@@ -113,8 +131,8 @@ def main() -> None:
                 f"| {runtime_name} | {name} | {row['size_bytes'] / 1e6:.1f} "
                 f"| {row['decode_ms_p50']} | {row['decode_ms_spread']} | {row['speedup']}x |"
             )
-    (RESULTS / "structured_latency.md").write_text("\n".join(lines) + "\n")
-    print((RESULTS / "structured_latency.md").read_text())
+    (RESULTS / f"{stem}.md").write_text("\n".join(lines) + "\n")
+    print((RESULTS / f"{stem}.md").read_text())
 
 
 if __name__ == "__main__":

@@ -10,10 +10,13 @@ Training text is the calibration source (the shipped GSM8K *train* text or ``--c
 never evaluation text; or, with ``data="teacher"``, text sampled from the base model itself
 (``teacher_sequences`` sequences from the beginning-of-sequence token, temperature 1, top-p 0.95:
 data-free distillation as in LLM-QAT, Liu et al. 2023): it covers what the model knows rather than
-one domain, and its generation is part of the training phase's time and energy. With ``keep_sparsity`` (the default) the zeros of every pruned layer (1% of its
-weights or more exactly zero) are restored after the merge, so a pruned model stays exactly as sparse
-(2:4 stays 2:4); the adapters train unmasked, so the restored model can lose a little of what the
-reported loss shows (``keep_sparsity=false`` keeps the whole update, dense). The step runs as its
+one domain, and its generation is part of the training phase's time and energy. With ``keep_sparsity`` (the default) the adapters of every pruned layer (1% of its weights or
+more exactly zero) are *sparsity-preserving*: their update ``B @ A`` is multiplied by the layer's
+mask of kept weights in the forward pass and in the merge (``_SparseLora``, a PEFT LoRA variant), so
+the model trained is exactly the model merged, and a pruned model stays exactly as sparse (2:4 stays
+2:4). (Training unmasked adapters and zeroing the pruned weights after the merge, as before, deploys
+a model other than the one trained: on the embedded model after 50% Wanda that lost a measurable
+part of the recovery.) ``keep_sparsity=false`` trains and keeps a dense update. The step runs as its
 own ``training`` phase, so its time and energy appear as training in the search's ledger.
 """
 
@@ -71,7 +74,6 @@ def _distillation_loss(student: Any, teacher: Any, temperature: float) -> Any:
 @register_method(LoraRecovery)
 def apply_lora_recovery(model: Any, config: LoraRecovery, context: Any) -> str:
     import torch
-    from peft import LoraConfig, get_peft_model
 
     teacher: Any = getattr(context, "teacher", None)
     if (config.distill_weight > 0 or config.data == "teacher") and teacher is None:
@@ -106,11 +108,7 @@ def apply_lora_recovery(model: Any, config: LoraRecovery, context: Any) -> str:
         tokens = calibration_tokens(model, context, sequences, config.seq_len)
         source = context.calibration_used[-1]
     targets = sorted({name.rsplit(".", 1)[-1] for name in layers})
-    peft_model = get_peft_model(
-        model,
-        LoraConfig(r=config.rank, lora_alpha=config.alpha, lora_dropout=0.0,
-                   target_modules=targets, bias="none"),
-    )  # fmt: skip
+    peft_model = attach_adapters(model, targets, masks, config.rank, config.alpha)
     trainable = [p for p in peft_model.parameters() if p.requires_grad]
     optimizer = torch.optim.AdamW(trainable, lr=config.learning_rate, weight_decay=0.0)
     warmup = max(1, config.steps // 10)
@@ -147,16 +145,7 @@ def apply_lora_recovery(model: Any, config: LoraRecovery, context: Any) -> str:
             last_loss = float(loss.detach())
             first_loss = last_loss if step == 0 else first_loss
     peft_model.eval()
-    # The adapters trained on every weight; the zeros of pruned layers are restored after the
-    # merge, so the evaluated model can differ a little from the one whose loss is reported.
-    merged = peft_model.merge_and_unload()
-    if merged is not model:
-        raise RuntimeError("PEFT returned a new model object; cannot merge in place")
-    model.eval()
-    for name, layer in dict(linear_layers(decoder_blocks(model))).items():
-        layer.weight.requires_grad_(False)
-        if name in masks:
-            layer.weight.mul_(masks[name].to(layer.weight.dtype))
+    merge_adapters(peft_model, model)
     kind = (
         f"distilled (w={config.distill_weight}, T={config.temperature})"
         if teacher is not None and config.distill_weight > 0
@@ -166,9 +155,78 @@ def apply_lora_recovery(model: Any, config: LoraRecovery, context: Any) -> str:
         f"lora_recovery: {config.steps} steps x {config.batch_size} x {config.seq_len} tokens "
         f"({sequences} distinct sequences), "
         f"rank {config.rank} on {', '.join(targets)}, {kind}; loss {first_loss:.3f} -> "
-        f"{last_loss:.3f}; merged{', zeros of pruned layers restored' if masks else ''}; "
+        f"{last_loss:.3f}; merged{', adapters masked to the kept weights' if masks else ''}; "
         f"training text {source}"
     )
+
+
+class _SparseLora:
+    """A LoRA update confined to the kept weights of a pruned layer: ``W + (s * B @ A) * mask``.
+
+    The mask is the adapter layer's ``sparsity_mask`` buffer (1 where the weight was kept). PEFT
+    calls these static methods in place of plain LoRA's forward and merge for the layers that carry
+    one (its ``LoraVariant`` protocol, as for DoRA; not subclassed, to keep ``peft`` a lazy import).
+    """
+
+    @staticmethod
+    def _delta(module: Any, adapter: str) -> Any:
+        return module.get_delta_weight(adapter) * module.sparsity_mask
+
+    @staticmethod
+    def init(module: Any, adapter_name: str, **kwargs: Any) -> None:
+        """Nothing to set up: the mask is attached by :func:`attach_adapters`."""
+
+    @staticmethod
+    def merge_safe(module: Any, active_adapter: str, orig_weight: Any) -> Any:
+        return orig_weight + _SparseLora._delta(module, active_adapter).to(orig_weight.dtype)
+
+    @staticmethod
+    def merge_unsafe(module: Any, active_adapter: str, orig_weight: Any) -> None:
+        orig_weight.data += _SparseLora._delta(module, active_adapter).to(orig_weight.dtype)
+
+    @staticmethod
+    def unmerge(module: Any, active_adapter: str, orig_weight: Any) -> Any:
+        return orig_weight - _SparseLora._delta(module, active_adapter).to(orig_weight.dtype)
+
+    @staticmethod
+    def forward(module: Any, active_adapter: str, x: Any, result: Any, **kwargs: Any) -> Any:
+        import torch.nn.functional as F
+
+        dropout = module.lora_dropout[active_adapter]
+        delta = _SparseLora._delta(module, active_adapter)
+        return result + F.linear(dropout(x), delta.to(x.dtype))
+
+
+def attach_adapters(
+    model: Any, targets: list[str], masks: dict[str, Any], rank: int, alpha: int
+) -> Any:
+    """Wrap ``model``'s ``targets`` linear layers with LoRA adapters (PEFT); the layers named in
+    ``masks`` (by their name under the decoder blocks) get :class:`_SparseLora` adapters."""
+    from peft import LoraConfig, get_peft_model
+
+    peft_model = get_peft_model(
+        model,
+        LoraConfig(r=rank, lora_alpha=alpha, lora_dropout=0.0, target_modules=targets, bias="none"),
+    )
+    wrapped = dict(decoder_blocks(model).named_modules())  # the names now lead to the adapters
+    for name, mask in masks.items():
+        module = wrapped[name]
+        module.register_buffer(
+            "sparsity_mask", mask.to(module.base_layer.weight.dtype), persistent=False
+        )
+        module.lora_variant["default"] = _SparseLora()
+    return peft_model
+
+
+def merge_adapters(peft_model: Any, model: Any) -> None:
+    """Merge the adapters into ``model``'s weights in place: plain linear layers, frozen, no
+    adapter left."""
+    merged = peft_model.merge_and_unload()
+    if merged is not model:
+        raise RuntimeError("PEFT returned a new model object; cannot merge in place")
+    model.eval()
+    for _, layer in linear_layers(decoder_blocks(model)):
+        layer.weight.requires_grad_(False)
 
 
 #: Sequences sampled from the teacher at once.
