@@ -93,6 +93,25 @@ def test_budget_allocation_stays_within_the_budget(tiny_llama, embedded_tokenize
     assert f"(budget {budget:g})" in report.summary and "most sensitive" in report.summary
 
 
+def test_int4_group_sizes_are_allocated_per_layer(tiny_llama, embedded_tokenizer) -> None:  # type: ignore[no-untyped-def]
+    """All int4: small groups (5 bits/weight at 32) where the damage falls, larger ones (4.5 at
+    64) elsewhere, within a budget between the two."""
+    count = sum(w.numel() for w in _linear_weights(tiny_llama).values())
+    step = {"method": "mixed_precision", "budget_bits": 4.75,
+            "types": ["int4-g64", "int4-g32"], **SMALL}  # fmt: skip
+    [report] = _compress(tiny_llama, embedded_tokenizer, step)
+    weights = _linear_weights(tiny_llama)
+    assert {type(w).__name__ for w in weights.values()} == {"Int4OpaqueTensor"}
+    per_weight = {name: stored_bytes(w) * 8 / w.numel() for name, w in weights.items()}
+    assert sorted({round(bits, 2) for bits in per_weight.values()}) == [4.5, 5.0]
+    assert sum(stored_bytes(w) for w in weights.values()) * 8 / count <= 4.75
+    assert "int4-g32 x" in report.summary and "int4-g64 x" in report.summary
+    assert "KL nats/token at int4-g64" in report.summary
+    with pytest.raises(MethodUnavailableError, match="group_size 128 does not divide"):
+        _compress(tiny_llama, embedded_tokenizer,
+                  {"method": "mixed_precision", "layers": {"*": "int4-g128"}})  # fmt: skip
+
+
 def test_a_generous_budget_with_float_allowed_keeps_every_layer_float(
     tiny_llama, embedded_tokenizer
 ) -> None:  # type: ignore[no-untyped-def]

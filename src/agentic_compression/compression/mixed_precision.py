@@ -7,7 +7,10 @@ calibration text (:mod:`.sensitivity`), at most ``budget_bits`` stored bits per 
 (scales and zero points included: the bytes are read off the real torchao tensors). Formats:
 
 - ``int4``: torchao int4 weight-only, asymmetric groups of ``group_size`` (tinygemm's packed layout;
-  on a CPU torchao's ``Int4OpaqueTensor``, on CUDA its ``Int4WeightOnlyConfig``);
+  on a CPU torchao's ``Int4OpaqueTensor``, on CUDA its ``Int4WeightOnlyConfig``); ``int4-g32``,
+  ``int4-g64``, ``int4-g128``, ``int4-g256`` name the group size per layer, so an allocation can
+  give sensitive layers small groups (a scale and zero per 32 weights: 5 bits/weight) and the rest
+  large ones (4.25 bits at 128) when every layer is int4;
 - ``int8``: torchao int8 weight-only, one scale per output channel;
 - ``float``: left as it is.
 
@@ -32,7 +35,7 @@ from agentic_compression.compression.quantization import (
 )
 from agentic_compression.compression.registry import MethodConfig, SearchChoice, register_method
 
-Format = Literal["int4", "int8", "float"]
+Format = Literal["int4", "int4-g32", "int4-g64", "int4-g128", "int4-g256", "int8", "float"]
 
 
 class MixedPrecision(MethodConfig):
@@ -68,7 +71,21 @@ class MixedPrecision(MethodConfig):
         return self
 
 
-_ORDER = {"int4": 0, "int8": 1, "float": 2}
+def _kind_and_group(form: str, group_size: int) -> tuple[str, int]:
+    """``("int4", 32)`` for ``int4-g32``; other formats keep the step's ``group_size``."""
+    kind, _, group = form.partition("-g")
+    return kind, int(group) if group else group_size
+
+
+def _fewest_bits_first(forms: set[str], group_size: int) -> list[str]:
+    """``forms`` from the fewest stored bits per weight to the most (int4 by falling group size)."""
+    rank = {"int4": 0, "int8": 1, "float": 2}
+
+    def key(form: str) -> tuple[int, int]:
+        kind, group = _kind_and_group(form, group_size)
+        return rank[kind], -group if kind == "int4" else 0
+
+    return sorted(forms, key=key)
 
 
 def _quantize(model: Any, names: set[str], config: Any) -> None:
@@ -89,7 +106,7 @@ def stored_bytes(weight: Any) -> int:
     return sum(stored_bytes(getattr(weight, name)) for name in flatten()[0])
 
 
-def _round_trip(kind: str, group_size: int) -> Any:
+def _round_trip(form: str, group_size: int) -> Any:
     """``round_trip`` for :func:`.sensitivity.measure_sensitivity`: the layer quantized by torchao on
     a copy, its effective weight read back by multiplying the identity."""
     import torch
@@ -100,7 +117,8 @@ def _round_trip(kind: str, group_size: int) -> Any:
         layer = layer.to(weight.dtype)
         layer.weight.data.copy_(weight)
         holder = torch.nn.Sequential(layer)
-        _quantize(holder, {"0"}, weight_only_config(kind, group_size, weight.device))
+        kind, group = _kind_and_group(form, group_size)
+        _quantize(holder, {"0"}, weight_only_config(kind, group, weight.device))
         with torch.inference_mode():
             eye = torch.eye(in_features, dtype=weight.dtype, device=weight.device)
             effective = holder(eye).t().contiguous()
@@ -116,8 +134,13 @@ def apply_mixed_precision(model: Any, config: MixedPrecision, context: Any) -> s
 
     device = next(model.parameters()).device
     cast = ""
-    if "int4" in {*config.layers.values(), *(config.types if config.budget_bits else ())}:
-        check_group_size(model, config.group_size, "mixed_precision")
+    used_forms = {*config.layers.values(), *(config.types if config.budget_bits else ())}
+    groups = {
+        g for k, g in (_kind_and_group(f, config.group_size) for f in used_forms) if k == "int4"
+    }
+    for group in sorted(groups):
+        check_group_size(model, group, "mixed_precision")
+    if groups:
         cast = int4_compute_dtype(model)
     chosen: dict[str, str] = {}
     for name, _ in linear_layers(model):
@@ -128,7 +151,7 @@ def apply_mixed_precision(model: Any, config: MixedPrecision, context: Any) -> s
     report = ""
     if config.budget_bits is not None:
         # Formats fixed by a pattern are measured too, for their bytes (no extra forward pass).
-        kinds: list[str] = sorted({*config.types, *chosen.values()}, key=_ORDER.__getitem__)
+        kinds: list[str] = _fewest_bits_first({*config.types, *chosen.values()}, config.group_size)
         trips: dict[str, Any] = {
             k: _round_trip(k, config.group_size) for k in kinds if k != "float"
         }
@@ -167,6 +190,7 @@ def apply_mixed_precision(model: Any, config: MixedPrecision, context: Any) -> s
         by_format[form].add(module_name)
     for form, names in by_format.items():
         if form != "float":
-            _quantize(model, names, weight_only_config(form, config.group_size, device))
+            kind, group = _kind_and_group(form, config.group_size)
+            _quantize(model, names, weight_only_config(kind, group, device))
     counts = ", ".join(f"{form} x{len(names)}" for form, names in sorted(by_format.items()))
     return f"linear layers: {counts}{report}{cast}"
