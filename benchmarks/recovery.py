@@ -7,7 +7,9 @@ Candidates, all in PyTorch eager fp32, measured side by side in one process: the
 Wanda 50% alone, and Wanda 50% followed by ``lora_recovery`` (rank 16 on every linear layer of the
 blocks, 200 steps x 4 x 128 tokens, lr 5e-4 with warm-up and cosine decay, merged back with the
 sparsity kept) trained with cross-entropy alone and with distillation from the unpruned model
-(``distill_weight`` 0.5). Training text: the shipped GSM8K *train* text (the default calibration
+(``distill_weight`` 0.5). Since session 10 the adapters of pruned layers are sparsity-preserving
+(masked to the kept weights while they train): rows measured since say "adapters masked to the
+kept weights" in their step summary, older rows "zeros of pruned layers restored". Training text: the shipped GSM8K *train* text (the default calibration
 source); perplexity is measured on WikiText-2 *test*, so the recovery has to generalise across text
 domains. Accuracy: ARC-Easy acc and HellaSwag acc_norm, 200 examples each, 0-shot.
 

@@ -107,8 +107,27 @@ def test_int4_group_sizes_are_allocated_per_layer(tiny_llama, embedded_tokenizer
     assert sum(stored_bytes(w) for w in weights.values()) * 8 / count <= 4.75
     assert "int4-g32 x" in report.summary and "int4-g64 x" in report.summary
     assert "KL nats/token at int4-g64" in report.summary
-    with pytest.raises(MethodUnavailableError, match="group_size 128 does not divide"):
-        _compress(tiny_llama, embedded_tokenizer,
+
+
+def test_an_allocation_offers_each_layer_only_the_formats_that_can_store_it(
+    tiny_llama, embedded_tokenizer
+) -> None:  # type: ignore[no-untyped-def]
+    """Groups of 128 divide the down projections' 128 inputs, not the 64 of the others: those
+    get int8, and a pattern that forces int4-g128 on them is refused, naming the layer."""
+    step = {"method": "mixed_precision", "budget_bits": 8.0, "types": ["int4-g128", "int8"],
+            **SMALL}  # fmt: skip
+    [report] = _compress(tiny_llama, embedded_tokenizer, step)
+    kinds = {name: type(w).__name__ for name, w in _linear_weights(tiny_llama).items()}
+    assert {kinds[f"model.layers.{i}.mlp.down_proj"] for i in (0, 1)} == {"Int4OpaqueTensor"}
+    others = {kind for name, kind in kinds.items() if not name.endswith("down_proj")}
+    assert len(others) == 1 and "Int8" in others.pop()
+    assert "int4-g128 x2" in report.summary
+    with pytest.raises(
+        MethodUnavailableError,
+        match=r"int4-g128 \(group size 128\) does not "
+        r"divide the 64 inputs of model.layers.0.self_attn.q_proj: use int4-g64",
+    ):
+        _compress(type(tiny_llama)(tiny_llama.config), embedded_tokenizer,
                   {"method": "mixed_precision", "layers": {"*": "int4-g128"}})  # fmt: skip
 
 

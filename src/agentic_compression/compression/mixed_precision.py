@@ -28,12 +28,9 @@ from pydantic import Field, model_validator
 
 from agentic_compression.compression.calibration import calibration_tokens
 from agentic_compression.compression.layers import linear_layers
-from agentic_compression.compression.quantization import (
-    check_group_size,
-    int4_compute_dtype,
-    weight_only_config,
-)
+from agentic_compression.compression.quantization import int4_compute_dtype, weight_only_config
 from agentic_compression.compression.registry import MethodConfig, SearchChoice, register_method
+from agentic_compression.errors import MethodUnavailableError
 
 Format = Literal["int4", "int4-g32", "int4-g64", "int4-g128", "int4-g256", "int8", "float"]
 
@@ -111,13 +108,16 @@ def _round_trip(form: str, group_size: int) -> Any:
     a copy, its effective weight read back by multiplying the identity."""
     import torch
 
-    def run(name: str, weight: Any, _: str) -> tuple[Any, int]:
+    kind, group = _kind_and_group(form, group_size)
+
+    def run(name: str, weight: Any, _: str) -> tuple[Any, int] | None:
         out_features, in_features = weight.shape
+        if kind == "int4" and in_features % group:
+            return None  # torchao would leave the layer as it is
         layer = torch.nn.Linear(in_features, out_features, bias=False, device=weight.device)
         layer = layer.to(weight.dtype)
         layer.weight.data.copy_(weight)
         holder = torch.nn.Sequential(layer)
-        kind, group = _kind_and_group(form, group_size)
         _quantize(holder, {"0"}, weight_only_config(kind, group, weight.device))
         with torch.inference_mode():
             eye = torch.eye(in_features, dtype=weight.dtype, device=weight.device)
@@ -134,20 +134,24 @@ def apply_mixed_precision(model: Any, config: MixedPrecision, context: Any) -> s
 
     device = next(model.parameters()).device
     cast = ""
-    used_forms = {*config.layers.values(), *(config.types if config.budget_bits else ())}
-    groups = {
-        g for k, g in (_kind_and_group(f, config.group_size) for f in used_forms) if k == "int4"
-    }
-    for group in sorted(groups):
-        check_group_size(model, group, "mixed_precision")
-    if groups:
-        cast = int4_compute_dtype(model)
     chosen: dict[str, str] = {}
-    for name, _ in linear_layers(model):
+    for name, layer in linear_layers(model):
         for pattern, fixed_format in config.layers.items():
             if fnmatch.fnmatchcase(name, pattern):
+                kind, group = _kind_and_group(fixed_format, config.group_size)
+                if kind == "int4" and layer.in_features % group:
+                    fits = [g for g in (256, 128, 64, 32) if layer.in_features % g == 0]
+                    raise MethodUnavailableError(
+                        f"mixed_precision {fixed_format} (group size {group}) does not divide the "
+                        f"{layer.in_features} inputs of {name}: use int4-g{fits[0] if fits else 32}"
+                    )
                 chosen[name] = fixed_format
                 break
+    # An allocation gives each layer only the formats that can store it (int4 group sizes that
+    # divide its inputs); measure_sensitivity refuses a layer that none can.
+    used_forms = {*chosen.values(), *(config.types if config.budget_bits else ())}
+    if any(_kind_and_group(f, config.group_size)[0] == "int4" for f in used_forms):
+        cast = int4_compute_dtype(model)
     report = ""
     if config.budget_bits is not None:
         # Formats fixed by a pattern are measured too, for their bytes (no extra forward pass).

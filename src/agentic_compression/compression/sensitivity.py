@@ -29,9 +29,11 @@ from typing import Any
 
 from agentic_compression.compression.allocation import Option
 from agentic_compression.compression.layers import decoder_blocks
+from agentic_compression.errors import MethodUnavailableError
 
-#: ``round_trip(name, weight, kind)`` -> (the weight as the runtime computes with it, stored bytes).
-RoundTrip = Callable[[str, Any, str], tuple[Any, int]]
+#: ``round_trip(name, weight, kind)`` -> (the weight as the runtime computes with it, stored bytes),
+#: or None when ``kind`` cannot store that weight (an int4 group size that does not divide it).
+RoundTrip = Callable[[str, Any, str], "tuple[Any, int] | None"]
 
 
 @dataclass(frozen=True)
@@ -144,7 +146,10 @@ def measure_sensitivity(
             if kind == "float":
                 errors[kind] = (0.0, original.numel() * original.element_size())
                 continue
-            approx, nbytes = round_trip(name, original, kind)
+            trip = round_trip(name, original, kind)
+            if trip is None:
+                continue
+            approx, nbytes = trip
             delta = (approx.float() - original.float()) ** 2
             errors[kind] = (float((delta * importance[name]).sum()), nbytes)
             if lowest_weight is None:
@@ -157,7 +162,12 @@ def measure_sensitivity(
                 kl[name] = max(_kl(model, batch, reference, block_of(name), outputs), 0.0)
             finally:
                 module.weight.data = original
-        lowest_error = errors[kinds[0]][0]
+        if not errors:
+            raise MethodUnavailableError(
+                f"none of the formats {list(kinds)} can store {name} "
+                f"({tuple(original.shape)}): add one that can (int8, float, another group size)"
+            )
+        lowest_error = next(iter(errors.values()))[0]
         options[name] = [
             Option(kind, nbytes, kl[name] * error / lowest_error if lowest_error > 0 else 0.0)
             for kind, (error, nbytes) in errors.items()
