@@ -15,11 +15,11 @@ The embedded SmolLM2-135M, each candidate measured in the runtime that serves it
   uniform int8 as the ceiling. On this model int4 in groups of 32 is already within noise of
   float32 (nothing at its size can do better), so a second pair sits where uniform int4 loses
   quality: uniform int4 in groups of 64 (4.5 bits/weight) against ``mixed_precision`` at
-  ``budget_bits`` 4.5 choosing per layer among int4 in groups of 256, 128, 64 or 32 (4.125 to 5.0
-  bits) and int8 (added in session 10 with per-layer int4 group sizes). The first definition (groups
-  of 128 or 32, or int8) could not run: 128 does not divide the 576 inputs of six of the seven
+  ``budget_bits`` 4.5 choosing per layer among int4 in groups of 128, 64 or 32 (4.25 to 5.0 bits)
+  and int8 (added in session 10 with per-layer int4 group sizes). The first definition (groups of
+  128 or 32, or int8) could not run: 128 does not divide the 576 inputs of six of the seven
   matrices, and groups of 32 for those alone exceed 4.5 bits; it was redefined with every group size
-  (the allocator picks what each layer can hold), the budget unchanged.
+  torchao's CPU kernel takes (the allocator picks what each layer can hold), the budget unchanged.
 
 The budgets are the uniform formats' own sizes, fixed before anything was measured; sensitivity is
 measured on the shipped GSM8K *train* text, perplexity on WikiText-2 *test* (16 x 512 tokens), so the
@@ -57,7 +57,7 @@ CANDIDATES: dict[str, tuple[dict[str, Any] | None, list[dict[str, Any]]]] = {
             {
                 "method": "mixed_precision",
                 "budget_bits": 4.5,
-                "types": ["int4-g256", "int4-g128", "int4-g64", "int4-g32", "int8"],
+                "types": ["int4-g128", "int4-g64", "int4-g32", "int8"],
             }
         ],
     ),

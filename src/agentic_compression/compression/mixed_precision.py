@@ -8,7 +8,8 @@ calibration text (:mod:`.sensitivity`), at most ``budget_bits`` stored bits per 
 
 - ``int4``: torchao int4 weight-only, asymmetric groups of ``group_size`` (tinygemm's packed layout;
   on a CPU torchao's ``Int4OpaqueTensor``, on CUDA its ``Int4WeightOnlyConfig``); ``int4-g32``,
-  ``int4-g64``, ``int4-g128``, ``int4-g256`` name the group size per layer, so an allocation can
+  ``int4-g64``, ``int4-g128`` name the group size per layer (the sizes torchao's CPU int4 kernel
+  takes), so an allocation can
   give sensitive layers small groups (a scale and zero per 32 weights: 5 bits/weight) and the rest
   large ones (4.25 bits at 128) when every layer is int4;
 - ``int8``: torchao int8 weight-only, one scale per output channel;
@@ -32,7 +33,7 @@ from agentic_compression.compression.quantization import int4_compute_dtype, wei
 from agentic_compression.compression.registry import MethodConfig, SearchChoice, register_method
 from agentic_compression.errors import MethodUnavailableError
 
-Format = Literal["int4", "int4-g32", "int4-g64", "int4-g128", "int4-g256", "int8", "float"]
+Format = Literal["int4", "int4-g32", "int4-g64", "int4-g128", "int8", "float"]
 
 
 class MixedPrecision(MethodConfig):
@@ -140,7 +141,7 @@ def apply_mixed_precision(model: Any, config: MixedPrecision, context: Any) -> s
             if fnmatch.fnmatchcase(name, pattern):
                 kind, group = _kind_and_group(fixed_format, config.group_size)
                 if kind == "int4" and layer.in_features % group:
-                    fits = [g for g in (256, 128, 64, 32) if layer.in_features % g == 0]
+                    fits = [g for g in (128, 64, 32) if layer.in_features % g == 0]
                     raise MethodUnavailableError(
                         f"mixed_precision {fixed_format} (group size {group}) does not divide the "
                         f"{layer.in_features} inputs of {name}: use int4-g{fits[0] if fits else 32}"
