@@ -9,9 +9,9 @@ calibration text (:mod:`.sensitivity`), at most ``budget_bits`` stored bits per 
 - ``int4``: torchao int4 weight-only, asymmetric groups of ``group_size`` (tinygemm's packed layout;
   on a CPU torchao's ``Int4OpaqueTensor``, on CUDA its ``Int4WeightOnlyConfig``); ``int4-g32``,
   ``int4-g64``, ``int4-g128`` name the group size per layer (the sizes torchao's CPU int4 kernel
-  takes), so an allocation can
-  give sensitive layers small groups (a scale and zero per 32 weights: 5 bits/weight) and the rest
-  large ones (4.25 bits at 128) when every layer is int4;
+  takes), so an allocation can give sensitive layers small groups (a scale and zero per 32 weights:
+  5 bits/weight) and the rest large ones (4.25 bits at 128) when every layer is int4; a layer is
+  offered only the group sizes that divide its inputs;
 - ``int8``: torchao int8 weight-only, one scale per output channel;
 - ``float``: left as it is.
 

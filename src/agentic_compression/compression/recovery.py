@@ -10,14 +10,17 @@ Training text is the calibration source (the shipped GSM8K *train* text or ``--c
 never evaluation text; or, with ``data="teacher"``, text sampled from the base model itself
 (``teacher_sequences`` sequences from the beginning-of-sequence token, temperature 1, top-p 0.95:
 data-free distillation as in LLM-QAT, Liu et al. 2023): it covers what the model knows rather than
-one domain, and its generation is part of the training phase's time and energy. With ``keep_sparsity`` (the default) the adapters of every pruned layer (1% of its weights or
-more exactly zero) are *sparsity-preserving*: their update ``B @ A`` is multiplied by the layer's
-mask of kept weights in the forward pass and in the merge (``_SparseLora``, a PEFT LoRA variant), so
-the model trained is exactly the model merged, and a pruned model stays exactly as sparse (2:4 stays
-2:4). (Training unmasked adapters and zeroing the pruned weights after the merge, as before, deploys
-a model other than the one trained: on the embedded model after 50% Wanda that lost a measurable
-part of the recovery.) ``keep_sparsity=false`` trains and keeps a dense update. The step runs as its
-own ``training`` phase, so its time and energy appear as training in the search's ledger.
+one domain, and its generation is part of the training phase's time and energy.
+
+With ``keep_sparsity`` (the default) the adapters of every pruned layer (1% of its weights or more
+exactly zero) are *sparsity-preserving*: their update ``B @ A`` is multiplied by the layer's mask of
+kept weights in the forward pass and in the merge (``_SparseLora``, a PEFT LoRA variant), so the
+model trained is exactly the model merged, and a pruned model stays exactly as sparse (2:4 stays
+2:4). Training unmasked adapters and zeroing the pruned weights after the merge (the earlier way)
+deploys a model other than the one trained: after 50% Wanda on the embedded model, 100 steps, it
+lost 0.024 of the perplexity gap closed on held-out text. ``keep_sparsity=false`` trains and keeps a
+dense update. The step runs as its own ``training`` phase, so its time and energy appear as training
+in the search's ledger.
 """
 
 from __future__ import annotations
