@@ -31,7 +31,6 @@ import itertools
 import json
 import random
 import statistics
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -45,10 +44,14 @@ EXAMPLES = {"multifidelity-full": 100, "rq-quick-screen": 25}
 FIXED_PHASES = ("compression", "export")
 
 
-def _hv_share(objectives: Any, reference: Any, whole: float) -> Any:
-    from agentic_compression.core.pareto import hypervolume
+def _hv_share(points: list[Any], objectives: Any) -> Any:
+    """``share(subset)``: the subset's hypervolume / that of all ``points`` (fixed reference:
+    ``default_reference`` of all ``points``, margin 0.1, as the replay benchmarks use)."""
+    from agentic_compression.core.pareto import default_reference, hypervolume
 
-    return lambda pts: hypervolume(pts, objectives, reference) / whole
+    reference = default_reference(points, objectives, margin=0.1)
+    whole = hypervolume(points, objectives, reference)
+    return lambda subset: hypervolume(subset, objectives, reference) / whole
 
 
 def oracle_sets(points: dict[str, Any], share: Any, max_size: int = 7) -> tuple[int, list[tuple]]:
@@ -67,7 +70,7 @@ def oracle_sets(points: dict[str, Any], share: Any, max_size: int = 7) -> tuple[
 
 def bootstrap(points: dict[str, Any], n: int, oracle: list[tuple], objectives: Any) -> dict:
     """Redraw every point's accuracy from Binomial(n, p) / n; see the module docstring."""
-    from agentic_compression.core.pareto import Point, default_reference, hypervolume, pareto_front
+    from agentic_compression.core.pareto import Point, pareto_front
 
     rng = random.Random(0)
     front = {p.id for p in pareto_front(list(points.values()), objectives)}
@@ -81,9 +84,7 @@ def bootstrap(points: dict[str, Any], n: int, oracle: list[tuple], objectives: A
         for p in pareto_front(list(redrawn.values()), objectives):
             if p.id in stays:
                 stays[p.id] += 1
-        reference = default_reference(list(redrawn.values()), objectives, margin=0.1)
-        whole = hypervolume(list(redrawn.values()), objectives, reference)
-        share = _hv_share(objectives, reference, whole)
+        share = _hv_share(list(redrawn.values()), objectives)
         oracle_holds += any(share([redrawn[x] for x in s]) >= TARGET for s in oracle)
     return {
         "accuracy_examples": n,
@@ -93,13 +94,7 @@ def bootstrap(points: dict[str, Any], n: int, oracle: list[tuple], objectives: A
 
 
 def grid_bounds(name: str, rows: dict[Any, dict[str, Any]]) -> dict[str, Any]:
-    from agentic_compression.core.pareto import (
-        DEFAULT_OBJECTIVES,
-        Point,
-        default_reference,
-        hypervolume,
-        pareto_front,
-    )
+    from agentic_compression.core.pareto import DEFAULT_OBJECTIVES, Point, pareto_front
 
     objectives = DEFAULT_OBJECTIVES
     names = [o.name for o in objectives]
@@ -108,10 +103,7 @@ def grid_bounds(name: str, rows: dict[Any, dict[str, Any]]) -> dict[str, Any]:
         for r in rows.values()
         if r["status"] == "ok"
     }
-    reference = default_reference(list(points.values()), objectives, margin=0.1)
-    share = _hv_share(
-        objectives, reference, hypervolume(list(points.values()), objectives, reference)
-    )
+    share = _hv_share(list(points.values()), objectives)
     size, sets = oracle_sets(points, share)
     front = [p.id for p in pareto_front(list(points.values()), objectives)]
     return {
@@ -130,21 +122,13 @@ def multifidelity_ceiling() -> dict[str, Any]:
     """Section 3 of the module docstring, per seed of the offline planner."""
     import multifidelity
 
-    from agentic_compression.core.pareto import (
-        DEFAULT_OBJECTIVES,
-        Point,
-        default_reference,
-        hypervolume,
-    )
+    from agentic_compression.core.pareto import DEFAULT_OBJECTIVES, Point
     from agentic_compression.planning.optuna_planner import OptunaPlanner
 
     space, rows = multifidelity.heldout_space(), multifidelity._load_grid()["rows"]
     objectives = DEFAULT_OBJECTIVES
     points = {h: Point(h, r["full"]["objectives"]) for h, r in rows.items()}
-    reference = default_reference(list(points.values()), objectives, margin=0.1)
-    share = _hv_share(
-        objectives, reference, hypervolume(list(points.values()), objectives, reference)
-    )
+    share = _hv_share(list(points.values()), objectives)
 
     def fixed(h: str) -> float:
         phases = rows[h]["full"]["result"].get("energy", [])
@@ -199,7 +183,6 @@ def multifidelity_ceiling() -> dict[str, Any]:
 
 
 def main() -> None:
-    sys.path.insert(0, str(Path(__file__).parent))
     import search_efficiency
 
     from agentic_compression.core.provenance import machine_summary
